@@ -1,0 +1,18 @@
+"""python -m api: serve the HTTP API on REPAIRFLOW_API_PORT."""
+
+import uvicorn
+
+from api.main import create_app
+from core.log import configure_logging
+from core.settings import Settings
+
+
+def main() -> None:
+    configure_logging()
+    settings = Settings()
+    app = create_app(settings)
+    uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_config=None)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""Dependencies that routes declare by type: who is calling, the engine, the records store, the order."""
+
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated
+
+import jwt
+import structlog
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio.client import Client, WorkflowHandle
+
+from api.errors import Forbidden, Unauthorized
+from core.settings import Settings
+from core.tokens import decode_token
+from api.orders import read_order
+from models.order import Actor, Order, Role, order_workflow_id
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_temporal(request: Request) -> Client:
+    client: Client = request.app.state.temporal
+    return client
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's one transaction: committed when the route returns, rolled back if it raises."""
+    async with AsyncSession(request.app.state.engine, expire_on_commit=False) as session:
+        async with session.begin():
+            yield session
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+TemporalDep = Annotated[Client, Depends(get_temporal)]
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+bearer = HTTPBearer(auto_error=False, description="JWT from the identity provider")
+
+
+def authenticate(
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Actor:
+    if credentials is None:
+        raise Unauthorized("an Authorization: Bearer token is required")
+    secret = settings.auth_secret.get_secret_value() if settings.auth_secret else None
+    try:
+        claims = decode_token(
+            credentials.credentials, secret=secret, jwks_url=settings.auth_jwks_url
+        )
+        caller = Actor(
+            subject=claims["sub"],
+            role=claims.get("role"),
+            technician_id=claims.get("technician_id"),
+            order_id=claims.get("order_id"),
+        )
+    except (jwt.InvalidTokenError, ValidationError) as error:
+        raise Unauthorized("the token is not valid") from error
+    if caller.role == Role.TECHNICIAN and not caller.technician_id:
+        raise Unauthorized("a technician token needs a technician_id claim")
+    if caller.role == Role.CUSTOMER and not caller.order_id:
+        raise Unauthorized("a customer token needs an order_id claim")
+    structlog.contextvars.bind_contextvars(caller_role=str(caller.role))
+    return caller
+
+
+CallerDep = Annotated[Actor, Depends(authenticate)]
+
+
+def role(*allowed: Role) -> Callable[[Actor], Actor]:
+    names = ", ".join(allowed)
+
+    def caller_with_role(caller: CallerDep) -> Actor:
+        if caller.role not in allowed:
+            raise Forbidden(f"role {caller.role} may not do this (allowed: {names})")
+        return caller
+
+    return caller_with_role
+
+
+def order_handle(order_id: str, caller: CallerDep, temporal: TemporalDep) -> WorkflowHandle[object, object]:
+    """The order's workflow, once the caller is known to be allowed near it."""
+    structlog.contextvars.bind_contextvars(order_id=order_id)
+    if caller.role == Role.CUSTOMER and caller.order_id != order_id:
+        raise Forbidden("this token belongs to another order")
+    return temporal.get_workflow_handle(order_workflow_id(order_id))
+
+
+OrderHandle = Annotated[WorkflowHandle[object, object], Depends(order_handle)]
+
+
+async def visible_order(handle: OrderHandle, caller: CallerDep) -> Order:
+    """The order as the workflow holds it, if the caller may read it."""
+    order = await read_order(handle)
+    if caller.role == Role.TECHNICIAN and order.technician_id != caller.technician_id:
+        raise Forbidden("this order is not assigned to this technician")
+    return order
+
+
+VisibleOrder = Annotated[Order, Depends(visible_order)]

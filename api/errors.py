@@ -1,0 +1,114 @@
+"""Domain errors carry their HTTP status; one set of handlers renders every error as
+problem+json (RFC 9457), including the Temporal client's and the database's."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.exceptions import HTTPException
+from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+log = structlog.get_logger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+RETRY_AFTER_SECONDS = "5"
+
+
+class ProblemError(Exception):
+    status = 500
+    title = "Internal Server Error"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class Unauthorized(ProblemError):
+    status, title = 401, "Unauthorized"
+
+
+class Forbidden(ProblemError):
+    status, title = 403, "Forbidden"
+
+
+class NotFound(ProblemError):
+    status, title = 404, "Not Found"
+
+
+class Conflict(ProblemError):
+    status, title = 409, "Conflict"
+
+
+class Unavailable(ProblemError):
+    status, title = 503, "Service Unavailable"
+
+
+def problem(status: int, title: str, detail: str, **extra: object) -> JSONResponse:
+    headers = {"Retry-After": RETRY_AFTER_SECONDS} if status == 503 else None
+    if status == 401:
+        headers = {"WWW-Authenticate": "Bearer"}
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+@contextmanager
+def engine_errors(not_found: str = "no such order") -> Iterator[None]:
+    """Translate what the Temporal client raises into what the caller should hear."""
+    try:
+        yield
+    except WorkflowUpdateFailedError as error:
+        cause = error.cause
+        if isinstance(cause, ApplicationError) and cause.type == "Forbidden":
+            raise Forbidden(cause.message) from error
+        if isinstance(cause, ApplicationError):
+            raise Conflict(cause.message) from error
+        raise
+    except WorkflowUpdateRPCTimeoutOrCancelledError as error:
+        raise Unavailable("the workflow engine did not answer in time; try again") from error
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            raise NotFound(not_found) from error
+        if error.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+            raise Unavailable("the workflow engine is unreachable") from error
+        raise
+    except RuntimeError as error:
+        # The lazily connected client reports an unreachable engine this way.
+        if "client connect" in str(error).lower():
+            raise Unavailable("the workflow engine is unreachable") from error
+        raise
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ProblemError)
+    async def domain_error(_: Request, error: ProblemError) -> JSONResponse:
+        return problem(error.status, error.title, error.detail)
+
+    @app.exception_handler(RequestValidationError)
+    async def malformed_body(_: Request, error: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"field": ".".join(str(part) for part in e["loc"]), "message": e["msg"]}
+            for e in error.errors()
+        ]
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        return problem(422, "Unprocessable Content", detail, errors=errors)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, error: HTTPException) -> JSONResponse:
+        return problem(error.status_code, str(error.detail), str(error.detail))
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(DBAPIError)
+    async def database_down(_: Request, error: Exception) -> JSONResponse:
+        log.error("database error", error_type=type(error).__name__)
+        return problem(503, "Service Unavailable", "the database is unreachable")
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, error: Exception) -> JSONResponse:
+        log.error("unhandled error", error_type=type(error).__name__, exc_info=error)
+        return problem(500, "Internal Server Error", "an unexpected error; it has been logged")

@@ -1,0 +1,152 @@
+"""Talking to order workflows: start one, read one, send it an action."""
+
+import hashlib
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from api.errors import Conflict, NotFound, engine_errors
+from core.settings import Settings
+from models.order import (
+    ORDER_CATEGORY,
+    ORDER_PRIORITY,
+    ORDER_REGION,
+    ORDER_STAGE,
+    SLA_BREACHED,
+    Actor,
+    Booking,
+    Order,
+    OrderInput,
+    Stage,
+    local_date,
+    new_order_id,
+    order_workflow_id,
+    settle_warranty,
+)
+from models.records import IdempotencyKeyRow
+from workflows.repair_order import RepairOrderWorkflow
+
+NEW_ID_ATTEMPTS = 5
+ArgT = TypeVar("ArgT")
+
+
+async def read_order(handle: WorkflowHandle[Any, Any]) -> Order:
+    with engine_errors():
+        return await handle.query(RepairOrderWorkflow.details)
+
+
+async def act_on_order(
+    handle: WorkflowHandle[Any, Any],
+    update: Callable[[RepairOrderWorkflow, ArgT], Awaitable[Order]],
+    arg: ArgT,
+    action: str,
+) -> Order:
+    try:
+        with engine_errors():
+            return await handle.execute_update(update, arg)
+    except NotFound:
+        # The engine answers "not found" for unknown orders and for finished ones alike.
+        order = await read_order(handle)
+        raise Conflict(f"cannot {action}: order is {order.stage}; the order is finished") from None
+
+
+def request_hash(booking: Booking) -> str:
+    return hashlib.sha256(booking.model_dump_json().encode()).hexdigest()
+
+
+async def book(
+    booking: Booking,
+    caller: Actor,
+    *,
+    idempotency_key: str | None,
+    temporal: Client,
+    session: AsyncSession,
+    settings: Settings,
+) -> tuple[OrderInput, bool]:
+    """Start the order's workflow. Returns its input and whether this call created it.
+
+    With an Idempotency-Key, the key is committed before the workflow starts: a retry after
+    any failure finds the key and finishes starting the same order, never a second one.
+    """
+    booked_at = datetime.now(UTC)
+    policy = settings.policy
+    if idempotency_key is not None:
+        existing = await session.get(IdempotencyKeyRow, idempotency_key)
+        if existing is None:
+            order_id = new_order_id(local_date(booked_at, policy))
+            session.add(
+                IdempotencyKeyRow(
+                    key=idempotency_key,
+                    request_hash=request_hash(booking),
+                    order_id=order_id,
+                    created_at=booked_at,
+                )
+            )
+            try:
+                await session.commit()
+            except IntegrityError:
+                await session.rollback()
+                existing = await session.get(IdempotencyKeyRow, idempotency_key)
+        if existing is not None:
+            if existing.request_hash != request_hash(booking):
+                raise Conflict("this Idempotency-Key was already used for a different booking")
+            order_input = _order_input(existing.order_id, booking, caller, booked_at, settings)
+            await _start(temporal, order_input, settings)
+            return order_input, False
+        order_input = _order_input(order_id, booking, caller, booked_at, settings)
+        await _start(temporal, order_input, settings)
+        return order_input, True
+
+    for _ in range(NEW_ID_ATTEMPTS):
+        order_input = _order_input(
+            new_order_id(local_date(booked_at, policy)), booking, caller, booked_at, settings
+        )
+        if await _start(temporal, order_input, settings):
+            return order_input, True
+    raise RuntimeError("could not draw an unused order number")
+
+
+def _order_input(
+    order_id: str, booking: Booking, caller: Actor, booked_at: datetime, settings: Settings
+) -> OrderInput:
+    policy = settings.policy
+    return OrderInput(
+        order_id=order_id,
+        booking=booking,
+        booked_by=caller,
+        booked_at=booked_at,
+        warranty=settle_warranty(booking.appliance, local_date(booked_at, policy), policy),
+        policy=policy,
+    )
+
+
+async def _start(temporal: Client, order_input: OrderInput, settings: Settings) -> bool:
+    """Start the workflow; False if one with this id already exists."""
+    appliance, customer = order_input.booking.appliance, order_input.booking.customer
+    try:
+        with engine_errors():
+            await temporal.start_workflow(
+                RepairOrderWorkflow.run,
+                order_input,
+                id=order_workflow_id(order_input.order_id),
+                task_queue=settings.task_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                search_attributes=TypedSearchAttributes(
+                    [
+                        SearchAttributePair(ORDER_STAGE, Stage.BOOKED),
+                        SearchAttributePair(ORDER_PRIORITY, order_input.booking.priority),
+                        SearchAttributePair(ORDER_CATEGORY, appliance.category),
+                        SearchAttributePair(ORDER_REGION, customer.region),
+                        SearchAttributePair(SLA_BREACHED, False),
+                    ]
+                ),
+            )
+    except WorkflowAlreadyStartedError:
+        return False
+    return True

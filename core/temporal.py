@@ -1,0 +1,26 @@
+"""The one way every process connects to Temporal, with the one data converter."""
+
+from temporalio.client import Client, TLSConfig
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
+
+from core.settings import Settings
+
+DATA_CONVERTER: DataConverter = pydantic_data_converter
+
+
+async def connect(settings: Settings, *, lazy: bool = False) -> Client:
+    tls: bool | TLSConfig = settings.temporal_api_key is not None
+    if settings.temporal_tls_cert and settings.temporal_tls_key:
+        tls = TLSConfig(
+            client_cert=settings.temporal_tls_cert.read_bytes(),
+            client_private_key=settings.temporal_tls_key.read_bytes(),
+        )
+    return await Client.connect(
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        api_key=settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None,
+        tls=tls,
+        data_converter=DATA_CONVERTER,
+        lazy=lazy,
+    )

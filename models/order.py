@@ -1,0 +1,328 @@
+"""What crosses the order workflow's boundary: its input, its updates and what it answers.
+
+Pure data and pure rules; imported by workflows (passed through the sandbox), so no I/O here.
+"""
+
+import re
+import secrets
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from temporalio.common import SearchAttributeKey
+
+from models.catalog import Category
+from models.policy import Policy
+
+
+class Stage(StrEnum):
+    BOOKED = "booked"
+    DISPATCHING = "dispatching"
+    SCHEDULED = "scheduled"
+    ON_SITE = "on_site"
+    WAITING_PARTS = "waiting_parts"
+    IN_WORKSHOP = "in_workshop"
+    SAFETY_STOP = "safety_stop"
+    AWAITING_ACCEPTANCE = "awaiting_acceptance"
+    IN_WARRANTY = "in_warranty"
+    CLOSED = "closed"
+    CANCELLED = "cancelled"
+
+
+CANCELLABLE_STAGES = frozenset({Stage.BOOKED, Stage.DISPATCHING, Stage.SCHEDULED})
+FINAL_STAGES = frozenset({Stage.CLOSED, Stage.CANCELLED})
+
+
+class Priority(StrEnum):
+    EMERGENCY = "emergency"
+    HIGH = "high"
+    NORMAL = "normal"
+    LOW = "low"
+
+
+class Channel(StrEnum):
+    PHONE = "phone"
+    WEB = "web"
+    APP = "app"
+
+
+class Role(StrEnum):
+    STAFF = "staff"
+    TECHNICIAN = "technician"
+    CUSTOMER = "customer"
+    SUPERVISOR = "supervisor"
+    AUDITOR = "auditor"
+    ADMIN = "admin"
+
+
+class WarrantyStatus(StrEnum):
+    IN_WARRANTY = "in_warranty"
+    OUT_OF_WARRANTY = "out_of_warranty"
+    NO_PROOF = "no_proof"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Phone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9][0-9 \-]{5,19}$")]
+Email = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+]
+
+
+class Actor(Strict):
+    """Who did something: the token's subject and role (never a name or a phone number)."""
+
+    subject: str
+    role: Role
+    technician_id: str | None = None
+    order_id: str | None = None  # a customer's token is scoped to one order
+
+    def __str__(self) -> str:
+        return f"{self.role}:{self.subject}"
+
+
+class Customer(Strict):
+    name: ShortText
+    phone: Phone
+    email: Email | None = None
+    address: Text
+    region: ShortText
+    locale: Literal["zh", "en"] = "zh"
+
+
+class Appliance(Strict):
+    category: Category
+    brand: ShortText | None = None
+    model: ShortText | None = None
+    serial: ShortText | None = None
+    gas_fired: bool = False
+    purchase_date: date | None = None
+    proof_of_purchase: bool
+
+    @model_validator(mode="after")
+    def proof_names_a_date(self) -> "Appliance":
+        if self.proof_of_purchase and self.purchase_date is None:
+            raise ValueError("purchase_date is required when proof_of_purchase is true")
+        return self
+
+
+class Fault(Strict):
+    description: Text
+
+
+class TimeWindow(Strict):
+    start: AwareDatetime
+    end: AwareDatetime
+
+    @model_validator(mode="after")
+    def ends_after_start(self) -> "TimeWindow":
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+
+class Booking(Strict):
+    customer: Customer
+    appliance: Appliance
+    fault: Fault
+    priority: Priority
+    channel: Channel
+    preferred_window: TimeWindow | None = None
+
+
+class Warranty(Strict):
+    status: WarrantyStatus
+    product_until: date | None = None
+
+
+def local_date(at: datetime, policy: Policy) -> date:
+    """The operator's calendar day at an instant."""
+    return at.astimezone(ZoneInfo(policy.timezone)).date()
+
+
+def settle_warranty(appliance: Appliance, booked_on: date, policy: Policy) -> Warranty:
+    """Product warranty as of the booking day: in warranty needs proof and a date inside it."""
+    if not appliance.proof_of_purchase or appliance.purchase_date is None:
+        return Warranty(status=WarrantyStatus.NO_PROOF)
+    until = appliance.purchase_date + policy.warranty.product.as_timedelta()
+    status = WarrantyStatus.IN_WARRANTY if booked_on <= until else WarrantyStatus.OUT_OF_WARRANTY
+    return Warranty(status=status, product_until=until)
+
+
+# Crockford base32 without I, L, O, U: readable aloud over the phone, no look-alikes.
+ORDER_ID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+ORDER_ID_PATTERN = re.compile(r"^RF\d{6}-[0-9A-HJKMNP-TV-Z]{6}$")
+
+
+def new_order_id(booked_on: date) -> str:
+    """A short order number, unique with overwhelming odds (the engine rejects the rare clash)."""
+    suffix = "".join(secrets.choice(ORDER_ID_ALPHABET) for _ in range(6))
+    return f"RF{booked_on:%y%m%d}-{suffix}"
+
+
+def order_workflow_id(order_id: str) -> str:
+    return order_id
+
+
+def order_id_from_workflow_id(workflow_id: str) -> str:
+    return workflow_id
+
+
+class OrderInput(Strict):
+    """Everything the workflow needs to start; the policy is fixed for the order's life."""
+
+    order_id: str
+    booking: Booking
+    booked_by: Actor
+    booked_at: datetime
+    warranty: Warranty
+    policy: Policy
+
+
+class TimelineEntry(Strict):
+    at: datetime
+    actor: str
+    action: str
+    detail: str = ""
+
+
+class SlaClock(Strict):
+    started_at: datetime
+    deadline: datetime
+    stopped_at: datetime | None = None
+    breached: bool = False
+    breached_by: timedelta | None = None
+
+
+class ChargeLine(Strict):
+    kind: Literal["labour", "part", "visit_fee"]
+    description: str
+    amount: Decimal
+
+
+class Charges(Strict):
+    currency: str
+    lines: tuple[ChargeLine, ...] = ()
+
+    @property
+    def total(self) -> Decimal:
+        return sum((line.amount for line in self.lines), Decimal("0.00"))
+
+
+class Order(BaseModel):
+    """The whole order as the workflow holds it; the query answers a copy."""
+
+    order_id: str
+    stage: Stage
+    priority: Priority
+    channel: Channel
+    category: Category
+    region: str
+    warranty: Warranty
+    customer: Customer
+    appliance: Appliance
+    fault: Fault
+    booked_at: datetime
+    preferred_window: TimeWindow | None = None
+    technician_id: str | None = None
+    appointment: TimeWindow | None = None
+    charges: Charges
+    sla: dict[str, SlaClock] = Field(default_factory=dict)
+    rework_count: int = 0
+    cancellation_reason: str | None = None
+    timeline: list[TimelineEntry] = Field(default_factory=list)
+
+    @property
+    def sla_breached(self) -> bool:
+        return any(clock.breached for clock in self.sla.values())
+
+    def snapshot(self, now: datetime) -> "OrderSnapshot":
+        return OrderSnapshot(
+            order_id=self.order_id,
+            stage=self.stage,
+            priority=self.priority,
+            channel=self.channel,
+            category=self.category,
+            region=self.region,
+            technician_id=self.technician_id,
+            warranty_status=self.warranty.status,
+            sla_breached=self.sla_breached,
+            currency=self.charges.currency,
+            total=self.charges.total,
+            booked_at=self.booked_at,
+            updated_at=now,
+            customer_name=self.customer.name,
+            customer_phone=self.customer.phone,
+        )
+
+
+class OrderEvent(Strict):
+    """One row of the order's append-only event log; seq is minted in the workflow."""
+
+    order_id: str
+    seq: int
+    at: datetime
+    actor: str
+    action: str
+    detail: str = ""
+
+    def timeline_entry(self) -> TimelineEntry:
+        return TimelineEntry(at=self.at, actor=self.actor, action=self.action, detail=self.detail)
+
+
+class OrderSnapshot(Strict):
+    """The order's read-model row: what lists and reports need, nothing more."""
+
+    order_id: str
+    stage: Stage
+    priority: Priority
+    channel: Channel
+    category: Category
+    region: str
+    technician_id: str | None
+    warranty_status: WarrantyStatus
+    sla_breached: bool
+    currency: str
+    total: Decimal
+    booked_at: datetime
+    updated_at: datetime
+    customer_name: str
+    customer_phone: str
+
+
+class RecordInput(Strict):
+    snapshot: OrderSnapshot
+    event: OrderEvent
+
+
+class CancelInput(Strict):
+    actor: Actor
+    reason: Text
+
+
+class OrderOutcome(Strict):
+    order_id: str
+    stage: Stage
+
+
+ORDER_STAGE = SearchAttributeKey.for_keyword("OrderStage")
+ORDER_PRIORITY = SearchAttributeKey.for_keyword("OrderPriority")
+ORDER_CATEGORY = SearchAttributeKey.for_keyword("OrderCategory")
+ORDER_REGION = SearchAttributeKey.for_keyword("OrderRegion")
+TECHNICIAN_ID = SearchAttributeKey.for_keyword("TechnicianId")
+SLA_BREACHED = SearchAttributeKey.for_bool("SlaBreached")
+SEARCH_ATTRIBUTES: tuple[SearchAttributeKey[Any], ...] = (
+    ORDER_STAGE,
+    ORDER_PRIORITY,
+    ORDER_CATEGORY,
+    ORDER_REGION,
+    TECHNICIAN_ID,
+    SLA_BREACHED,
+)

@@ -1,0 +1,61 @@
+"""SQLModel tables of the records store. They never leave the records layer or reach a workflow."""
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import Column, DateTime, Numeric, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def _utc_column(*, index: bool = False, nullable: bool = False) -> Column[datetime]:
+    return Column(DateTime(timezone=True), index=index, nullable=nullable)
+
+
+class OrderRow(SQLModel, table=True):
+    """The orders read model: one row per order, rewritten after every event."""
+
+    __tablename__ = "orders"
+
+    order_id: str = Field(primary_key=True, max_length=40)
+    stage: str = Field(index=True, max_length=32)
+    priority: str = Field(index=True, max_length=16)
+    channel: str = Field(max_length=16)
+    category: str = Field(index=True, max_length=32)
+    region: str = Field(index=True, max_length=200)
+    technician_id: str | None = Field(default=None, index=True, max_length=64)
+    warranty_status: str = Field(max_length=32)
+    sla_breached: bool = Field(default=False, index=True)
+    currency: str = Field(max_length=3)
+    total: Decimal = Field(sa_column=Column(Numeric(12, 2), nullable=False))
+    booked_at: datetime = Field(sa_column=_utc_column(index=True))
+    updated_at: datetime = Field(sa_column=_utc_column())
+    last_seq: int = 0
+    # Personal data, erased a configurable time after the order closes.
+    customer_name: str | None = Field(default=None, max_length=200)
+    customer_phone: str | None = Field(default=None, max_length=32)
+
+
+class EventRow(SQLModel, table=True):
+    """The append-only event log; (order_id, seq) makes every retried write land once."""
+
+    __tablename__ = "order_events"
+    __table_args__ = (UniqueConstraint("order_id", "seq"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: str = Field(index=True, max_length=40)
+    seq: int
+    at: datetime = Field(sa_column=_utc_column())
+    actor: str = Field(max_length=200)
+    action: str = Field(max_length=64)
+    detail: str = Field(default="", max_length=4000)
+
+
+class IdempotencyKeyRow(SQLModel, table=True):
+    """A booking's Idempotency-Key, the hash of its body and the order it started."""
+
+    __tablename__ = "idempotency_keys"
+
+    key: str = Field(primary_key=True, max_length=200)
+    request_hash: str = Field(max_length=64)
+    order_id: str = Field(max_length=40)
+    created_at: datetime = Field(sa_column=_utc_column())

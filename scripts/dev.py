@@ -1,0 +1,228 @@
+"""The two README commands.
+
+    python3 scripts/dev.py up     set up, then run the Temporal dev server, worker and API
+    python3 scripts/dev.py test   set up, then run the linters, type checks and the test suite
+
+Only the Python standard library is used until the project environment exists, so this runs
+on a machine that has nothing but Python 3.11+.
+"""
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV = ROOT / ".venv"
+DATA = Path(os.environ.get("REPAIRFLOW_DATA_DIR", ROOT / "data")).resolve()
+UV_VERSION = "0.13.8"  # the same as in the lock file, which keeps it in the environment
+SEARCH_ATTRIBUTES = {
+    "OrderStage": "Keyword",
+    "OrderPriority": "Keyword",
+    "OrderCategory": "Keyword",
+    "OrderRegion": "Keyword",
+    "TechnicianId": "Keyword",
+    "SlaBreached": "Bool",
+}
+DEV_ROLES = ("staff", "technician", "customer", "supervisor", "auditor", "admin")
+STARTUP_SECONDS = 60
+STOP_SECONDS = 15
+
+
+def ensure_environment() -> Path:
+    """Create .venv with the locked dependencies; a no-op when it is already in sync."""
+    python = VENV / "bin" / "python"
+    uv = VENV / "bin" / "uv"
+    if not uv.exists():
+        print("creating the project environment in .venv ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+             f"uv=={UV_VERSION}"],
+            check=True,
+        )
+    env = os.environ | {"UV_PYTHON_DOWNLOADS": "never", "UV_PROJECT_ENVIRONMENT": str(VENV)}
+    subprocess.run([str(uv), "sync", "--frozen", "--quiet"], cwd=ROOT, env=env, check=True)
+    return python
+
+
+def in_environment() -> bool:
+    return Path(sys.prefix).resolve() == VENV.resolve()
+
+
+def reexec_in_environment(python: Path) -> None:
+    os.execv(str(python), [str(python), __file__, *sys.argv[1:]])
+
+
+def run_tests(args: list[str]) -> int:
+    bin_dir = VENV / "bin"
+    checks = [
+        [str(bin_dir / "ruff"), "check", "."],
+        [str(bin_dir / "ruff"), "format", "--check", "."],
+        [str(bin_dir / "mypy"), "."],
+        [str(bin_dir / "python"), "-m", "pytest", *args],
+    ]
+    for command in checks:
+        print(f"$ {' '.join(Path(command[0]).name if i == 0 else part for i, part in enumerate(command))}",
+              flush=True)
+        result = subprocess.run(command, cwd=ROOT)
+        if result.returncode != 0:
+            return result.returncode
+    return 0
+
+
+# ---- command 1: the whole service as one supervised group -------------------------------
+
+
+def dev_secret() -> str:
+    """The development signing secret: from the environment, else kept in data/ across starts."""
+    if secret := os.environ.get("REPAIRFLOW_AUTH_SECRET"):
+        return secret
+    path = DATA / "auth-secret"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def start(name: str, command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    print(f"starting {name}: {' '.join(command)}", flush=True)
+    # Own process group: Ctrl-C reaches only this supervisor, which stops children in order.
+    return subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
+
+
+def wait_until(
+    ready: Callable[[], bool], children: dict[str, subprocess.Popen[bytes]], what: str
+) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        for name, child in children.items():
+            if child.poll() is not None:
+                raise SystemExit(f"{name} exited with status {child.returncode} while starting")
+        if ready():
+            return
+        time.sleep(0.3)
+    raise SystemExit(f"{what} was not ready after {STARTUP_SECONDS}s")
+
+
+def http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - our own loopback URL
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def stop_all(children: dict[str, subprocess.Popen[bytes]]) -> None:
+    for name, child in reversed(children.items()):
+        if child.poll() is None:
+            print(f"stopping {name} ...", flush=True)
+            os.killpg(child.pid, signal.SIGTERM)
+            try:
+                child.wait(timeout=STOP_SECONDS)
+            except subprocess.TimeoutExpired:
+                os.killpg(child.pid, signal.SIGKILL)
+                child.wait()
+
+
+def dev_tokens(secret: str) -> dict[str, str]:
+    from datetime import timedelta
+
+    from core.tokens import mint_token
+
+    claims = {"technician": {"technician_id": "T-DEV-1"}, "customer": {"order_id": "RF000000-DEMO00"}}
+    return {
+        role: mint_token(secret, subject=f"dev-{role}", role=role, ttl=timedelta(days=30), **claims.get(role, {}))
+        for role in DEV_ROLES
+    }
+
+
+def run_service() -> int:
+    sys.path.insert(0, str(ROOT))
+    from core.settings import Settings
+
+    DATA.mkdir(exist_ok=True)
+    env = os.environ | {"REPAIRFLOW_AUTH_SECRET": dev_secret(), "PYTHONUNBUFFERED": "1"}
+    os.environ.update(env)
+    settings = Settings()
+    settings.policy  # noqa: B018 - a broken policy file stops everything before anything starts
+    temporal_port = settings.temporal_address.rsplit(":", 1)[-1]
+    bin_dir = VENV / "bin"
+    server = [
+        str(bin_dir / "temporal"), "server", "start-dev",
+        "--db-filename", str(DATA / "temporal.db"),
+        "--port", temporal_port,  # the Web UI listens on this port + 1000: 8233 by default
+        "--namespace", settings.temporal_namespace,
+        "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=2",
+        "--log-level", "error", "--ui-disable-news-fetch",
+    ]
+    for name, kind in SEARCH_ATTRIBUTES.items():
+        server += ["--search-attribute", f"{name}={kind}"]
+    health = [str(bin_dir / "temporal"), "operator", "cluster", "health", "--address", settings.temporal_address]
+
+    children: dict[str, subprocess.Popen[bytes]] = {}
+    stopping = False
+
+    def on_signal(signum: int, _: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        children["temporal dev server"] = start("temporal dev server", server, env)
+        wait_until(
+            lambda: subprocess.run(health, capture_output=True).returncode == 0, children, "temporal"
+        )
+        children["worker"] = start("worker", [str(bin_dir / "python"), "worker.py"], env)
+        children["api"] = start("api", [str(bin_dir / "python"), "-m", "api"], env)
+        api = f"http://127.0.0.1:{settings.api_port}"
+        wait_until(lambda: http_ok(f"{api}/readyz"), children, "the API")
+        tokens = dev_tokens(env["REPAIRFLOW_AUTH_SECRET"])
+        (DATA / "dev-tokens.json").write_text(json.dumps(tokens, indent=2))
+        print(
+            "\nrepairflow is running\n"
+            f"  API            {api}   (OpenAPI docs: {api}/docs)\n"
+            f"  Temporal       {settings.temporal_address}   namespace {settings.temporal_namespace}\n"
+            f"  Temporal UI    http://localhost:{int(temporal_port) + 1000}\n"
+            f"  records store  {settings.database_url}\n"
+            "\ndevelopment tokens (30 days; also in data/dev-tokens.json):",
+            flush=True,
+        )
+        for role, token in tokens.items():
+            print(f"  {role:<11} {token}")
+        print(
+            "  (the customer token above is scoped to a placeholder order; every booking's answer\n"
+            "   carries a customer_token for its own order)\n\nCtrl-C stops everything.",
+            flush=True,
+        )
+        while not stopping:
+            for name, child in children.items():
+                if child.poll() is not None:
+                    print(f"{name} exited with status {child.returncode}; stopping", flush=True)
+                    return 1
+            time.sleep(0.5)
+        return 0
+    finally:
+        stop_all(children)
+
+
+def main() -> int:
+    command = sys.argv[1] if len(sys.argv) > 1 else ""
+    if command not in ("up", "test"):
+        print(__doc__)
+        return 2
+    if not in_environment():
+        reexec_in_environment(ensure_environment())
+    return run_service() if command == "up" else run_tests(sys.argv[2:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""python worker.py: run the order workflows and their activities."""
+
+import asyncio
+import signal
+import sys
+
+import structlog
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.records import RecordActivities
+from core.db import create_engine, prepare_schema
+from core.log import configure_logging
+from core.settings import Settings
+from core.temporal import connect
+from workflows.repair_order import RepairOrderWorkflow
+
+log = structlog.get_logger("worker")
+
+WORKFLOWS = [RepairOrderWorkflow]
+
+
+def build_worker(client: Client, settings: Settings, records: RecordActivities) -> Worker:
+    return Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=WORKFLOWS,
+        activities=[records.record_order_event],
+    )
+
+
+async def run_worker(settings: Settings) -> None:
+    settings.policy  # noqa: B018 - a broken policy file must stop start-up
+    engine = create_engine(settings.database_url)
+    await prepare_schema(engine)
+    client = await connect(settings)
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        asyncio.get_running_loop().add_signal_handler(signum, stop.set)
+    try:
+        async with build_worker(client, settings, RecordActivities(engine)):
+            log.info("worker started", task_queue=settings.task_queue)
+            await stop.wait()
+            log.info("worker stopping")
+    finally:
+        await engine.dispose()
+
+
+def main(argv: list[str]) -> int:
+    configure_logging()
+    asyncio.run(run_worker(Settings()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
