@@ -1,4 +1,4 @@
-"""Writes to the records store: the orders read model and the event log, idempotent under retries."""
+"""Writes to the records store: the orders read model and the event log, idempotent on retry."""
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import select
@@ -18,7 +18,9 @@ class RecordActivities:
         event, snapshot = input.event, input.snapshot
         async with AsyncSession(self.engine, expire_on_commit=False) as session, session.begin():
             already = await session.scalar(
-                select(EventRow.id).where(EventRow.order_id == event.order_id, EventRow.seq == event.seq)
+                select(EventRow.id).where(
+                    EventRow.order_id == event.order_id, EventRow.seq == event.seq
+                )
             )
             if already is not None:
                 activity.logger.info("event already recorded", extra={"seq": event.seq})

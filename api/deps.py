@@ -1,4 +1,4 @@
-"""Dependencies that routes declare by type: who is calling, the engine, the records store, the order."""
+"""What routes declare by type: the caller, the engine, the records store, the order."""
 
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated
@@ -12,9 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client, WorkflowHandle
 
 from api.errors import Forbidden, Unauthorized
+from api.orders import read_order
 from core.settings import Settings
 from core.tokens import decode_token
-from api.orders import read_order
 from models.order import Actor, Order, Role, order_workflow_id
 
 
@@ -30,9 +30,11 @@ def get_temporal(request: Request) -> Client:
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """The request's one transaction: committed when the route returns, rolled back if it raises."""
-    async with AsyncSession(request.app.state.engine, expire_on_commit=False) as session:
-        async with session.begin():
-            yield session
+    async with (
+        AsyncSession(request.app.state.engine, expire_on_commit=False) as session,
+        session.begin(),
+    ):
+        yield session
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
@@ -83,7 +85,9 @@ def role(*allowed: Role) -> Callable[[Actor], Actor]:
     return caller_with_role
 
 
-def order_handle(order_id: str, caller: CallerDep, temporal: TemporalDep) -> WorkflowHandle[object, object]:
+def order_handle(
+    order_id: str, caller: CallerDep, temporal: TemporalDep
+) -> WorkflowHandle[object, object]:
     """The order's workflow, once the caller is known to be allowed near it."""
     structlog.contextvars.bind_contextvars(order_id=order_id)
     if caller.role == Role.CUSTOMER and caller.order_id != order_id:

@@ -1,7 +1,6 @@
 """Talking to order workflows: start one, read one, send it an action."""
 
 import hashlib
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -10,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.workflow import UpdateMethodMultiParam
 
 from api.errors import Conflict, NotFound, engine_errors
 from core.settings import Settings
@@ -43,7 +43,7 @@ async def read_order(handle: WorkflowHandle[Any, Any]) -> Order:
 
 async def act_on_order(
     handle: WorkflowHandle[Any, Any],
-    update: Callable[[RepairOrderWorkflow, ArgT], Awaitable[Order]],
+    update: UpdateMethodMultiParam[[RepairOrderWorkflow, ArgT], Order],
     arg: ArgT,
     action: str,
 ) -> Order:

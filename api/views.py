@@ -88,7 +88,9 @@ def sees_personal_data(caller: Actor, order: Order) -> bool:
 def customer_view(customer: Customer, *, personal: bool) -> CustomerPublic:
     public = CustomerPublic(region=customer.region, locale=customer.locale)
     if personal:
-        public = public.model_copy(update=customer.model_dump(include={"name", "phone", "email", "address"}))
+        public = public.model_copy(
+            update=customer.model_dump(include={"name", "phone", "email", "address"})
+        )
     return public
 
 
@@ -109,7 +111,9 @@ def order_view(order: Order, caller: Actor) -> OrderPublic:
         technician_id=order.technician_id,
         appointment=order.appointment,
         charges=ChargesPublic(
-            currency=order.charges.currency, lines=list(order.charges.lines), total=order.charges.total
+            currency=order.charges.currency,
+            lines=list(order.charges.lines),
+            total=order.charges.total,
         ),
         sla={name: SlaClockPublic(**clock.model_dump()) for name, clock in order.sla.items()},
         rework_count=order.rework_count,

@@ -40,9 +40,9 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def production_refuses_placeholders(self) -> "Settings":
-        if self.env == "production" and self.auth_secret is not None:
-            if self.auth_secret.get_secret_value().lower() in PLACEHOLDER_SECRETS:
-                raise ValueError("REPAIRFLOW_AUTH_SECRET is a placeholder")
+        secret = self.auth_secret.get_secret_value() if self.auth_secret else ""
+        if self.env == "production" and secret.lower() in PLACEHOLDER_SECRETS:
+            raise ValueError("REPAIRFLOW_AUTH_SECRET is a placeholder")
         if (self.temporal_tls_cert is None) != (self.temporal_tls_key is None):
             raise ValueError("REPAIRFLOW_TEMPORAL_TLS_CERT and _KEY must be set together")
         return self

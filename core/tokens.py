@@ -6,6 +6,7 @@ from functools import lru_cache
 from typing import Any
 
 import jwt
+import jwt.types
 
 ISSUER = "repairflow"
 AUDIENCE = "repairflow"
@@ -33,7 +34,7 @@ def _jwks_client(url: str) -> jwt.PyJWKClient:
 
 def decode_token(token: str, *, secret: str | None, jwks_url: str | None) -> dict[str, Any]:
     """The verified claims; raises jwt.InvalidTokenError for anything not acceptable."""
-    options = {"require": REQUIRED_CLAIMS}
+    options: jwt.types.Options = {"require": REQUIRED_CLAIMS}
     if jwt.get_unverified_header(token).get("alg") == "RS256" and jwks_url:
         key = _jwks_client(jwks_url).get_signing_key_from_jwt(token).key
         return jwt.decode(

@@ -44,8 +44,15 @@ def ensure_environment() -> Path:
         print("creating the project environment in .venv ...", flush=True)
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
         subprocess.run(
-            [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-             f"uv=={UV_VERSION}"],
+            [
+                str(python),
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                f"uv=={UV_VERSION}",
+            ],
             check=True,
         )
     env = os.environ | {"UV_PYTHON_DOWNLOADS": "never", "UV_PROJECT_ENVIRONMENT": str(VENV)}
@@ -70,8 +77,7 @@ def run_tests(args: list[str]) -> int:
         [str(bin_dir / "python"), "-m", "pytest", *args],
     ]
     for command in checks:
-        print(f"$ {' '.join(Path(command[0]).name if i == 0 else part for i, part in enumerate(command))}",
-              flush=True)
+        print("$", Path(command[0]).name, *command[1:], flush=True)
         result = subprocess.run(command, cwd=ROOT)
         if result.returncode != 0:
             return result.returncode
@@ -137,9 +143,14 @@ def dev_tokens(secret: str) -> dict[str, str]:
 
     from core.tokens import mint_token
 
-    claims = {"technician": {"technician_id": "T-DEV-1"}, "customer": {"order_id": "RF000000-DEMO00"}}
+    claims = {
+        "technician": {"technician_id": "T-DEV-1"},
+        "customer": {"order_id": "RF000000-DEMO00"},
+    }
     return {
-        role: mint_token(secret, subject=f"dev-{role}", role=role, ttl=timedelta(days=30), **claims.get(role, {}))
+        role: mint_token(
+            secret, subject=f"dev-{role}", role=role, ttl=timedelta(days=30), **claims.get(role, {})
+        )
         for role in DEV_ROLES
     }
 
@@ -156,16 +167,33 @@ def run_service() -> int:
     temporal_port = settings.temporal_address.rsplit(":", 1)[-1]
     bin_dir = VENV / "bin"
     server = [
-        str(bin_dir / "temporal"), "server", "start-dev",
-        "--db-filename", str(DATA / "temporal.db"),
-        "--port", temporal_port,  # the Web UI listens on this port + 1000: 8233 by default
-        "--namespace", settings.temporal_namespace,
-        "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=2",
-        "--log-level", "error", "--ui-disable-news-fetch",
+        str(bin_dir / "temporal"),
+        "server",
+        "start-dev",
+        "--db-filename",
+        str(DATA / "temporal.db"),
+        "--port",
+        temporal_port,  # the Web UI listens on this port + 1000: 8233 by default
+        "--namespace",
+        settings.temporal_namespace,
+        "--sqlite-pragma",
+        "journal_mode=wal",
+        "--sqlite-pragma",
+        "synchronous=2",
+        "--log-level",
+        "error",
+        "--ui-disable-news-fetch",
     ]
     for name, kind in SEARCH_ATTRIBUTES.items():
         server += ["--search-attribute", f"{name}={kind}"]
-    health = [str(bin_dir / "temporal"), "operator", "cluster", "health", "--address", settings.temporal_address]
+    health = [
+        str(bin_dir / "temporal"),
+        "operator",
+        "cluster",
+        "health",
+        "--address",
+        settings.temporal_address,
+    ]
 
     children: dict[str, subprocess.Popen[bytes]] = {}
     stopping = False
@@ -179,7 +207,9 @@ def run_service() -> int:
     try:
         children["temporal dev server"] = start("temporal dev server", server, env)
         wait_until(
-            lambda: subprocess.run(health, capture_output=True).returncode == 0, children, "temporal"
+            lambda: subprocess.run(health, capture_output=True).returncode == 0,
+            children,
+            "temporal",
         )
         children["worker"] = start("worker", [str(bin_dir / "python"), "worker.py"], env)
         children["api"] = start("api", [str(bin_dir / "python"), "-m", "api"], env)
@@ -190,7 +220,8 @@ def run_service() -> int:
         print(
             "\nrepairflow is running\n"
             f"  API            {api}   (OpenAPI docs: {api}/docs)\n"
-            f"  Temporal       {settings.temporal_address}   namespace {settings.temporal_namespace}\n"
+            f"  Temporal       {settings.temporal_address}"
+            f"   namespace {settings.temporal_namespace}\n"
             f"  Temporal UI    http://localhost:{int(temporal_port) + 1000}\n"
             f"  records store  {settings.database_url}\n"
             "\ndevelopment tokens (30 days; also in data/dev-tokens.json):",

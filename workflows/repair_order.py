@@ -33,13 +33,17 @@ with workflow.unsafe.imports_passed_through():
 SYSTEM = "system"
 RECORD_TIMEOUT = timedelta(seconds=30)
 # The records store may be down for a while; events wait in order until it is back.
-RECORD_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
+RECORD_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)
+)
 
 
 def refuse(order: Order, action: str, reason: str) -> ApplicationError:
-    """A refusal that names the stage and the reason; raised from validators, so nothing is written."""
+    """A refusal naming the stage and the reason; raised in validators, so nothing is written."""
     return ApplicationError(
-        f"cannot {action}: order is {order.stage}; {reason}", type="ActionRefused", non_retryable=True
+        f"cannot {action}: order is {order.stage}; {reason}",
+        type="ActionRefused",
+        non_retryable=True,
     )
 
 
@@ -66,14 +70,18 @@ class RepairOrderWorkflow:
         self.policy = input.policy
         self._unrecorded: deque[RecordInput] = deque()
         self._lock = asyncio.Lock()
+        # Logged here, not in run: an update delivered with the start runs before run does.
+        self._log(str(input.booked_by), "booked", f"{self.order.priority} {self.order.category}")
 
     @workflow.run
     async def run(self, input: OrderInput) -> OrderOutcome:
         recorder = asyncio.create_task(self._write_records())
-        self._log(str(input.booked_by), "booked", f"{self.order.priority} {self.order.category}")
-        self._move_to(Stage.DISPATCHING, SYSTEM, "looking for a technician")
+        if self.order.stage == Stage.BOOKED:
+            self._move_to(Stage.DISPATCHING, SYSTEM, "looking for a technician")
         await workflow.wait_condition(lambda: self.order.stage in FINAL_STAGES)
-        await workflow.wait_condition(lambda: workflow.all_handlers_finished() and not self._unrecorded)
+        await workflow.wait_condition(
+            lambda: workflow.all_handlers_finished() and not self._unrecorded
+        )
         recorder.cancel()
         return OrderOutcome(order_id=self.order.order_id, stage=self.order.stage)
 
@@ -97,7 +105,9 @@ class RepairOrderWorkflow:
     def _check_party(self, actor: Actor) -> None:
         """The API checks roles; this holds even for a caller that goes around it."""
         if actor.role == Role.CUSTOMER and actor.order_id != self.order.order_id:
-            raise ApplicationError("not this customer's order", type="Forbidden", non_retryable=True)
+            raise ApplicationError(
+                "not this customer's order", type="Forbidden", non_retryable=True
+            )
 
     def _move_to(self, stage: Stage, actor: str, why: str) -> None:
         self.order.stage = stage

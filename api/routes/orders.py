@@ -79,7 +79,9 @@ async def get_order(order: VisibleOrder, caller: AnyRole) -> OrderPublic:
 
 
 @router.post("/{order_id}/cancel", responses=_problems(401, 403, 404, 409, 422, 503))
-async def cancel_order(body: CancelBody, handle: OrderHandle, caller: StaffOrCustomer) -> OrderPublic:
+async def cancel_order(
+    body: CancelBody, handle: OrderHandle, caller: StaffOrCustomer
+) -> OrderPublic:
     """Cancel before check-in."""
     order = await act_on_order(
         handle, RepairOrderWorkflow.cancel, CancelInput(actor=caller, reason=body.reason), "cancel"
