@@ -11,7 +11,7 @@ from temporalio.worker import Worker
 from activities.records import RecordActivities
 from core.db import create_engine, prepare_schema
 from core.log import configure_logging
-from core.settings import Settings
+from core.settings import Settings, load_settings
 from core.temporal import connect
 from workflows.repair_order import RepairOrderWorkflow
 
@@ -30,7 +30,6 @@ def build_worker(client: Client, settings: Settings, records: RecordActivities) 
 
 
 async def run_worker(settings: Settings) -> None:
-    settings.policy  # noqa: B018 - a broken policy file must stop start-up
     engine = create_engine(settings.database_url)
     await prepare_schema(engine)
     client = await connect(settings)
@@ -48,7 +47,7 @@ async def run_worker(settings: Settings) -> None:
 
 def main(argv: list[str]) -> int:
     configure_logging()
-    asyncio.run(run_worker(Settings()))
+    asyncio.run(run_worker(load_settings()))
     return 0
 
 

@@ -6,7 +6,7 @@ processors, so every line looks alike and carries the bound request and order id
 
 import logging
 import sys
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
 from structlog.typing import EventDict, Processor
@@ -26,9 +26,12 @@ def _order_id_from_temporal(_: Any, __: str, event: EventDict) -> EventDict:
     return event
 
 
-def configure_logging(level: str = "INFO", *, json: bool | None = None) -> None:
+def configure_logging(
+    level: str = "INFO", *, json: bool | None = None, stream: TextIO | None = None
+) -> None:
+    stream = stream or sys.stderr
     if json is None:
-        json = not sys.stderr.isatty()
+        json = not stream.isatty()
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -55,7 +58,7 @@ def configure_logging(level: str = "INFO", *, json: bool | None = None) -> None:
             renderer,
         ],
     )
-    handler = logging.StreamHandler()
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -65,6 +68,9 @@ def configure_logging(level: str = "INFO", *, json: bool | None = None) -> None:
         logging.getLogger(name).propagate = True
     # Access lines carry full URLs; the request middleware logs method, route and status instead.
     logging.getLogger("uvicorn.access").disabled = True
+    # These log SQL with its bound values (customers' names and phones) below WARNING.
+    for name in ("aiosqlite", "sqlalchemy.engine", "sqlalchemy.pool"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _keep(_: Any, __: str, event: EventDict) -> EventDict:

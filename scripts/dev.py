@@ -17,6 +17,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -118,6 +119,15 @@ def wait_until(
     raise SystemExit(f"{what} was not ready after {STARTUP_SECONDS}s")
 
 
+def worker_polls(describe_task_queue: list[str], since: datetime) -> bool:
+    """A worker has polled the task queue since it was started (the server remembers old ones)."""
+    result = subprocess.run(describe_task_queue, capture_output=True, text=True)
+    if result.returncode != 0:
+        return False
+    pollers = json.loads(result.stdout).get("pollers") or []
+    return any(datetime.fromisoformat(p["lastAccessTime"]) >= since for p in pollers)
+
+
 def http_ok(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - our own loopback URL
@@ -157,13 +167,12 @@ def dev_tokens(secret: str) -> dict[str, str]:
 
 def run_service() -> int:
     sys.path.insert(0, str(ROOT))
-    from core.settings import Settings
+    from core.settings import load_settings
 
     DATA.mkdir(exist_ok=True)
     env = os.environ | {"REPAIRFLOW_AUTH_SECRET": dev_secret(), "PYTHONUNBUFFERED": "1"}
     os.environ.update(env)
-    settings = Settings()
-    settings.policy  # noqa: B018 - a broken policy file stops everything before anything starts
+    settings = load_settings()  # a bad setting or policy stops everything before anything starts
     temporal_port = settings.temporal_address.rsplit(":", 1)[-1]
     bin_dir = VENV / "bin"
     server = [
@@ -211,7 +220,14 @@ def run_service() -> int:
             children,
             "temporal",
         )
+        worker_started = datetime.now(UTC)
         children["worker"] = start("worker", [str(bin_dir / "python"), "worker.py"], env)
+        pollers = [
+            str(bin_dir / "temporal"), "task-queue", "describe", "--output", "json",
+            "--address", settings.temporal_address, "--namespace", settings.temporal_namespace,
+            "--task-queue", settings.task_queue,
+        ]
+        wait_until(lambda: worker_polls(pollers, worker_started), children, "the worker")
         children["api"] = start("api", [str(bin_dir / "python"), "-m", "api"], env)
         api = f"http://127.0.0.1:{settings.api_port}"
         wait_until(lambda: http_ok(f"{api}/readyz"), children, "the API")
@@ -224,7 +240,7 @@ def run_service() -> int:
             f"   namespace {settings.temporal_namespace}\n"
             f"  Temporal UI    http://localhost:{int(temporal_port) + 1000}\n"
             f"  records store  {settings.database_url}\n"
-            "\ndevelopment tokens (30 days; also in data/dev-tokens.json):",
+            f"\ndevelopment tokens (30 days; also in {DATA / 'dev-tokens.json'}):",
             flush=True,
         )
         for role, token in tokens.items():

@@ -1,4 +1,5 @@
 import asyncio
+import io
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
@@ -350,6 +351,24 @@ class TestOperatorsSee:
         assert stored.stage == "cancelled"
         order = (await api.get(f"/v1/orders/{created['order_id']}", headers=auth("staff"))).json()
         assert stored.last_seq == len(order["timeline"])
+
+
+class TestPrivacy:
+    async def test_no_personal_data_in_log_lines(
+        self, api: httpx.AsyncClient, auth: Auth, log_output: io.StringIO
+    ) -> None:
+        """Booking, reading and cancelling an order logs neither name, phone, email nor address."""
+        created = await book(api, auth)
+        order_url = f"/v1/orders/{created['order_id']}"
+        await api.get(order_url, headers=auth("staff"))
+        await api.post(f"{order_url}/cancel", json={"reason": "x"}, headers=auth("staff"))
+        await asyncio.sleep(0.5)  # the worker's record writes log too
+        logged = log_output.getvalue()
+        assert created["order_id"] in logged
+        customer = create_booking_json()["customer"]
+        for personal in ("name", "phone", "email", "address"):
+            i = logged.find(customer[personal])
+            assert i < 0, logged[max(0, i - 400) : i + 100]
 
 
 class TestEngineDown:

@@ -1,0 +1,142 @@
+"""README command 1 as a user runs it: everything up, an order booked, Ctrl-C, up again."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.factories import create_booking_json
+
+ROOT = Path(__file__).resolve().parents[2]
+START_SECONDS = 90
+
+
+def free_port_pair() -> int:
+    """A port p with p + 1000 free too: the dev server puts its Web UI there."""
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+        if port < 64000 and not listening(port) and not listening(port + 1000):
+            return port
+    raise RuntimeError("no free port pair")
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+class Service:
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.temporal_port = free_port_pair()
+        self.api_port = free_port_pair()
+        self.env = {
+            key: value for key, value in os.environ.items() if not key.startswith("REPAIRFLOW_")
+        } | {
+            "REPAIRFLOW_DATA_DIR": str(data_dir),
+            "REPAIRFLOW_TEMPORAL_ADDRESS": f"localhost:{self.temporal_port}",
+            "REPAIRFLOW_API_PORT": str(self.api_port),
+            "REPAIRFLOW_DATABASE_URL": f"sqlite:///{data_dir / 'records.db'}",
+            "REPAIRFLOW_TASK_QUEUE": "dev-command-test",
+        }
+        self.process: subprocess.Popen[str] | None = None
+        self.output = data_dir / "output.log"
+
+    def up(self) -> None:
+        already = self.output.read_text() if self.output.exists() else ""
+        with self.output.open("a") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "scripts/dev.py", "up"],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        deadline = time.monotonic() + START_SECONDS
+        while "repairflow is running" not in self.output.read_text()[len(already) :]:
+            assert self.process.poll() is None, self.output.read_text()
+            assert time.monotonic() < deadline, self.output.read_text()
+            time.sleep(0.5)
+
+    def ctrl_c(self) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGINT)
+        return self.process.wait(timeout=60)
+
+    def call(self, method: str, path: str, role: str, body: Any = None) -> tuple[int, Any]:
+        token = json.loads((self.data_dir / "dev-tokens.json").read_text())[role]
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.api_port}{path}",
+            method=method,
+            data=json.dumps(body).encode() if body is not None else None,
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
+            return response.status, json.loads(response.read())
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[Service]:
+    service = Service(tmp_path)
+    yield service
+    if service.process is not None and service.process.poll() is None:
+        service.process.kill()
+
+
+class TestDevCommand:
+    def test_orders_survive_a_restart_and_ctrl_c_leaves_nothing_listening(
+        self, service: Service
+    ) -> None:
+        """Up, book, Ctrl-C (every port closed), up again: the order is still there."""
+        service.up()
+        status, created = service.call("POST", "/v1/orders", "staff", create_booking_json())
+        assert status == 201
+
+        assert service.ctrl_c() == 0
+        for port in (service.temporal_port, service.temporal_port + 1000, service.api_port):
+            assert not listening(port), f"port {port} still listening after Ctrl-C"
+
+        service.up()
+        status, order = service.call("GET", f"/v1/orders/{created['order_id']}", "staff")
+        assert status == 200
+        assert order["stage"] == "dispatching"
+        assert service.ctrl_c() == 0
+
+    def test_prints_a_token_for_every_role(self, service: Service) -> None:
+        """The start-up banner lists where things are and one token per role."""
+        service.up()
+        banner = service.output.read_text()
+        for role in ("staff", "technician", "customer", "supervisor", "auditor", "admin"):
+            assert f"  {role} " in banner
+        assert f"http://127.0.0.1:{service.api_port}" in banner
+        assert service.ctrl_c() == 0
+
+    def test_broken_policy_stops_start_up_naming_the_key(self, service: Service) -> None:
+        """A typo in the policy file stops everything with a message naming the key."""
+        policy = service.data_dir / "policy.toml"
+        policy.write_text('[acceptance]\ntimeout = "72 hours"\n')
+        service.env["REPAIRFLOW_POLICY_FILE"] = str(policy)
+        result = subprocess.run(
+            [sys.executable, "scripts/dev.py", "up"],
+            cwd=ROOT,
+            env=service.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode != 0
+        assert "acceptance.timeout" in result.stderr
+        assert "72 hours" in result.stderr
+        assert not listening(service.temporal_port)
