@@ -223,9 +223,17 @@ def run_service() -> int:
         worker_started = datetime.now(UTC)
         children["worker"] = start("worker", [str(bin_dir / "python"), "worker.py"], env)
         pollers = [
-            str(bin_dir / "temporal"), "task-queue", "describe", "--output", "json",
-            "--address", settings.temporal_address, "--namespace", settings.temporal_namespace,
-            "--task-queue", settings.task_queue,
+            str(bin_dir / "temporal"),
+            "task-queue",
+            "describe",
+            "--output",
+            "json",
+            "--address",
+            settings.temporal_address,
+            "--namespace",
+            settings.temporal_namespace,
+            "--task-queue",
+            settings.task_queue,
         ]
         wait_until(lambda: worker_polls(pollers, worker_started), children, "the worker")
         children["api"] = start("api", [str(bin_dir / "python"), "-m", "api"], env)

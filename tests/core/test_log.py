@@ -5,15 +5,12 @@ import logging
 import structlog
 
 
-
 def logged(output: io.StringIO) -> list[dict[str, object]]:
     return [json.loads(line) for line in output.getvalue().splitlines()]
 
 
 class TestConfigureLogging:
-    def test_structlog_and_stdlib_lines_look_alike(
-        self, log_output: io.StringIO
-    ) -> None:
+    def test_structlog_and_stdlib_lines_look_alike(self, log_output: io.StringIO) -> None:
         """Our lines and uvicorn's come out as JSON with the same keys and the bound request id."""
         structlog.contextvars.bind_contextvars(request_id="req-1", order_id="RF261122-ABCDEF")
         structlog.get_logger("api").info("request", status=201)
@@ -25,12 +22,11 @@ class TestConfigureLogging:
             assert line["order_id"] == "RF261122-ABCDEF"
         assert ours["status"] == 201
 
-    def test_temporal_lines_name_the_order(
-        self, log_output: io.StringIO
-    ) -> None:
+    def test_temporal_lines_name_the_order(self, log_output: io.StringIO) -> None:
         """A line logged inside a workflow carries the order number as order_id."""
         logging.getLogger("temporalio.workflow").info(
-            "offer sent", extra={"temporal_workflow": {"workflow_id": "RF261122-ABCDEF", "run_id": "r"}}
+            "offer sent",
+            extra={"temporal_workflow": {"workflow_id": "RF261122-ABCDEF", "run_id": "r"}},
         )
         (line,) = logged(log_output)
         assert line["order_id"] == "RF261122-ABCDEF"
