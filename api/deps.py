@@ -11,11 +11,11 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client, WorkflowHandle
 
-from api.errors import Forbidden, Unauthorized
+from api.errors import Forbidden, NotFound, Unauthorized
 from api.orders import read_order
 from core.settings import Settings
 from core.tokens import decode_token
-from models.order import Actor, Order, Role, order_workflow_id
+from models.order import ORDER_ID_PATTERN, Actor, Order, Role, order_workflow_id
 
 
 def get_settings(request: Request) -> Settings:
@@ -89,6 +89,8 @@ def order_handle(
     order_id: str, caller: CallerDep, temporal: TemporalDep
 ) -> WorkflowHandle[object, object]:
     """The order's workflow, once the caller is known to be allowed near it."""
+    if not ORDER_ID_PATTERN.match(order_id):
+        raise NotFound("no such order")
     structlog.contextvars.bind_contextvars(order_id=order_id)
     if caller.role == Role.CUSTOMER and caller.order_id != order_id:
         raise Forbidden("this token belongs to another order")

@@ -161,7 +161,7 @@ def settle_warranty(appliance: Appliance, booked_on: date, policy: Policy) -> Wa
 
 # Crockford base32 without I, L, O, U: readable aloud over the phone, no look-alikes.
 ORDER_ID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-ORDER_ID_PATTERN = re.compile(r"^RF\d{6}-[0-9A-HJKMNP-TV-Z]{6}$")
+ORDER_ID_PATTERN = re.compile(r"^RF\d{6}-[0-9A-HJKMNP-TV-Z]{6}(-W\d{1,3})?$")  # -Wn: warranty claim
 
 
 def new_order_id(booked_on: date) -> str:

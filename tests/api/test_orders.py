@@ -211,10 +211,14 @@ class TestAuthentication:
 
 
 class TestGetOrder:
-    async def test_unknown_order_is_404(self, api: httpx.AsyncClient, auth: Auth) -> None:
-        """An order number that does not exist is a 404."""
-        response = await api.get("/v1/orders/RF000101-ZZZZZZ", headers=auth("staff"))
+    @pytest.mark.parametrize("order_id", ["RF000101-ZZZZZZ", "x" * 3000, "RF'; DROP TABLE orders"])
+    async def test_unknown_order_is_404(
+        self, api: httpx.AsyncClient, auth: Auth, order_id: str
+    ) -> None:
+        """An order number that does not exist, however odd, is a 404."""
+        response = await api.get(f"/v1/orders/{order_id}", headers=auth("staff"))
         assert response.status_code == 404
+        assert response.headers["content-type"] == "application/problem+json"
 
     async def test_customer_token_of_another_order_is_403(
         self, api: httpx.AsyncClient, auth: Auth
