@@ -187,6 +187,7 @@ class OrderInput(Strict):
     booked_at: datetime
     warranty: Warranty
     policy: Policy
+    claim_of: str | None = None  # set on a warranty-claim order: the order it re-repairs
 
 
 class TimelineEntry(Strict):
@@ -196,12 +197,26 @@ class TimelineEntry(Strict):
     detail: str = ""
 
 
+class Clock(StrEnum):
+    """The service-level clocks an order can run."""
+
+    RESPONSE = "response"
+    ARRIVAL = "arrival"
+    GENERAL_REPAIR = "general_repair"
+    WORKSHOP_REPAIR = "workshop_repair"
+    PARTS_DISPATCH = "parts_dispatch"
+
+
 class SlaClock(Strict):
     started_at: datetime
     deadline: datetime
     stopped_at: datetime | None = None
+    paused_at: datetime | None = None
     breached: bool = False
     breached_by: timedelta | None = None
+
+
+Money = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2)]
 
 
 class ChargeLine(Strict):
@@ -219,6 +234,109 @@ class Charges(Strict):
         return sum((line.amount for line in self.lines), Decimal("0.00"))
 
 
+class Exclusion(StrEnum):
+    """Why a fault is not covered by the product warranty (recorded at diagnosis)."""
+
+    MISUSE = "misuse"
+    POOR_MAINTENANCE = "poor_maintenance"
+    FORCE_MAJEURE = "force_majeure"
+    ABNORMAL_VOLTAGE = "abnormal_voltage"
+    UNAUTHORISED_REPAIR = "unauthorised_repair"
+    EXPIRED_WARRANTY = "expired_warranty"
+    NO_PROOF = "no_proof"
+
+
+class QuoteItem(Strict):
+    """A labour item; without an amount, the description names an item of the price list."""
+
+    description: ShortText
+    amount: Money | None = None
+
+
+class QuotePart(Strict):
+    part_no: ShortText
+    description: ShortText | None = None
+    qty: int = Field(ge=1, le=1000)
+    unit_cost: Money
+
+
+class QuoteRequest(Strict):
+    items: tuple[QuoteItem, ...] = ()
+    parts: tuple[QuotePart, ...] = ()
+
+
+class QuoteStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    DECLINED = "declined"
+
+
+class Quote(Strict):
+    """A priced quote: labour items, parts at cost and, when chargeable, the visit fee."""
+
+    lines: tuple[ChargeLine, ...]
+    status: QuoteStatus = QuoteStatus.PENDING
+
+    @property
+    def total(self) -> Decimal:
+        return sum((line.amount for line in self.lines), Decimal("0.00"))
+
+
+class Diagnosis(Strict):
+    fault_cause: Text
+    plan: Text
+    warranty_exclusion: Exclusion | None = None
+
+
+class PartRequest(Strict):
+    part_no: ShortText
+    description: ShortText | None = None
+    qty: int = Field(ge=1, le=1000)
+
+
+class ReplacedPart(Strict):
+    part_no: ShortText
+    qty: int = Field(ge=1, le=1000)
+    unit_cost: Money
+
+
+PhotoRef = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+
+
+class ServiceRecord(Strict):
+    repair_item: ShortText
+    fault_cause: Text
+    method: Text
+    parts_replaced: tuple[ReplacedPart, ...] = ()
+    labour_minutes: int = Field(ge=0, le=10_000)
+    photos_before: tuple[PhotoRef, ...] = Field(min_length=1)
+    photos_after: tuple[PhotoRef, ...] = Field(min_length=1)
+
+
+Score = Annotated[int, Field(ge=1, le=5)]
+
+
+class Survey(Strict):
+    attitude: Score
+    quality: Score
+    result: Score
+    speed: Score
+    comment: Text | None = None
+
+
+class Escalation(Strict):
+    reason: str
+    to: Literal["staff", "supervisor", "quality_manager"]
+    at: datetime
+
+
+class Acceptance(Strict):
+    at: datetime
+    by: str
+    deemed: bool = False
+    signature: str | None = None
+
+
 class Order(BaseModel):
     """The whole order as the workflow holds it; the query answers a copy."""
 
@@ -233,18 +351,40 @@ class Order(BaseModel):
     appliance: Appliance
     fault: Fault
     booked_at: datetime
+    claim_of: str | None = None
     preferred_window: TimeWindow | None = None
     technician_id: str | None = None
     appointment: TimeWindow | None = None
+    diagnosis: Diagnosis | None = None
+    quote: Quote | None = None
+    parts_requested: tuple[PartRequest, ...] = ()
+    service_record: ServiceRecord | None = None
+    hazard: str | None = None
     charges: Charges
-    sla: dict[str, SlaClock] = Field(default_factory=dict)
+    sla: dict[Clock, SlaClock] = Field(default_factory=dict)
+    escalations: list[Escalation] = Field(default_factory=list)
     rework_count: int = 0
+    needs_reassignment: bool = False
+    acceptance: Acceptance | None = None
+    survey: Survey | None = None
+    warranty_window_ends_at: datetime | None = None
+    claims: list[str] = Field(default_factory=list)
+    open_claims: list[str] = Field(default_factory=list)
     cancellation_reason: str | None = None
     timeline: list[TimelineEntry] = Field(default_factory=list)
 
     @property
     def sla_breached(self) -> bool:
         return any(clock.breached for clock in self.sla.values())
+
+    @property
+    def chargeable(self) -> bool:
+        """Whether the customer pays: out of warranty, no proof, or an exclusion found on site.
+        A warranty-claim order is always free."""
+        if self.claim_of is not None:
+            return False
+        excluded = self.diagnosis is not None and self.diagnosis.warranty_exclusion is not None
+        return self.warranty.status != WarrantyStatus.IN_WARRANTY or excluded
 
     def snapshot(self, now: datetime) -> "OrderSnapshot":
         return OrderSnapshot(
@@ -305,9 +445,116 @@ class RecordInput(Strict):
     event: OrderEvent
 
 
+# ---- update inputs: who acts, and with what ----------------------------------------------
+
+
+class ActorInput(Strict):
+    """An action that carries nothing but who does it (check-in, complete, ...)."""
+
+    actor: Actor
+
+
 class CancelInput(Strict):
     actor: Actor
     reason: Text
+
+
+class AssignInput(Strict):
+    actor: Actor
+    technician_id: ShortText
+
+
+class WindowInput(Strict):
+    actor: Actor
+    window: TimeWindow
+
+
+class DiagnosisInput(Strict):
+    actor: Actor
+    diagnosis: Diagnosis
+    quote: QuoteRequest | None = None
+
+
+class PartsInput(Strict):
+    actor: Actor
+    parts: tuple[PartRequest, ...] = Field(min_length=1)
+
+
+class HazardInput(Strict):
+    actor: Actor
+    description: Text
+
+
+class NoteInput(Strict):
+    actor: Actor
+    note: Text
+
+
+class ServiceRecordInput(Strict):
+    actor: Actor
+    record: ServiceRecord
+
+
+class AcceptanceInput(Strict):
+    actor: Actor
+    accepted: bool
+    reason: Text | None = None
+    signature: ShortText | None = None
+
+    @model_validator(mode="after")
+    def rejection_gives_a_reason(self) -> "AcceptanceInput":
+        if not self.accepted and self.reason is None:
+            raise ValueError("a rejection needs a reason")
+        return self
+
+
+class SurveyInput(Strict):
+    actor: Actor
+    survey: Survey
+
+
+class ClaimInput(Strict):
+    actor: Actor
+    description: Text
+
+
+class ClaimCreated(Strict):
+    claim_order_id: str
+
+
+STAFF_SIDE = frozenset({Role.STAFF, Role.SUPERVISOR})
+ON_THE_JOB = frozenset({Role.TECHNICIAN})
+FOR_THE_CUSTOMER = STAFF_SIDE | {Role.CUSTOMER}
+
+# Who may take each order action (api.md's Orders table); the API and the workflow both check.
+ACTION_ROLES: dict[str, frozenset[Role]] = {
+    "reschedule": FOR_THE_CUSTOMER,
+    "cancel": FOR_THE_CUSTOMER,
+    "assign": STAFF_SIDE,
+    "confirm appointment": ON_THE_JOB,
+    "check in": ON_THE_JOB,
+    "diagnose": ON_THE_JOB,
+    "approve the quote": FOR_THE_CUSTOMER,
+    "decline the quote": FOR_THE_CUSTOMER,
+    "request parts": ON_THE_JOB,
+    "record parts arrival": STAFF_SIDE | ON_THE_JOB,
+    "take to the workshop": ON_THE_JOB,
+    "return from the workshop": ON_THE_JOB,
+    "report a hazard": ON_THE_JOB,
+    "clear the hazard": frozenset({Role.SUPERVISOR}),
+    "submit the service record": ON_THE_JOB,
+    "complete": ON_THE_JOB,
+    "record acceptance": FOR_THE_CUSTOMER,
+    "answer the survey": FOR_THE_CUSTOMER,
+    "claim warranty": FOR_THE_CUSTOMER,
+}
+
+
+def owns_order(actor: Actor, order_id: str) -> bool:
+    """A customer's token opens their order and the warranty-claim orders made from it."""
+    return actor.order_id is not None and (
+        order_id == actor.order_id or order_id.startswith(f"{actor.order_id}-W")
+    )
 
 
 class OrderOutcome(Strict):

@@ -1,15 +1,26 @@
-"""The repair order: one durable workflow per order, id = order number."""
+"""The repair order: one durable workflow per order, id = order number.
+
+`run` walks the parts of the process that time drives (booking, deemed acceptance, the
+warranty window); people move the order through updates, each with a validator that refuses
+an action before anything is written to the history.
+"""
 
 import asyncio
 from collections import deque
-from datetime import timedelta
+from collections.abc import Coroutine
+from contextlib import suppress
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, Literal
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.common import RetryPolicy, SearchAttributeKey
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from models.notification import Contact, NotificationInput, Recipient, Template
     from models.order import (
+        ACTION_ROLES,
         CANCELLABLE_STAGES,
         FINAL_STAGES,
         ORDER_CATEGORY,
@@ -18,27 +29,62 @@ with workflow.unsafe.imports_passed_through():
         ORDER_STAGE,
         SLA_BREACHED,
         TECHNICIAN_ID,
+        Acceptance,
+        AcceptanceInput,
         Actor,
+        ActorInput,
+        AssignInput,
+        Booking,
         CancelInput,
+        ChargeLine,
         Charges,
+        ClaimCreated,
+        ClaimInput,
+        Clock,
+        DiagnosisInput,
+        Escalation,
+        Fault,
+        HazardInput,
+        NoteInput,
         Order,
         OrderEvent,
         OrderInput,
         OrderOutcome,
+        PartsInput,
+        Priority,
+        Quote,
+        QuoteRequest,
+        QuoteStatus,
         RecordInput,
         Role,
+        ServiceRecordInput,
+        SlaClock,
         Stage,
+        SurveyInput,
+        WarrantyStatus,
+        WindowInput,
+        owns_order,
     )
+    from models.policy import Duration
 
 SYSTEM = "system"
-RECORD_TIMEOUT = timedelta(seconds=30)
-# The records store may be down for a while; events wait in order until it is back.
-RECORD_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)
+ACTIVITY_TIMEOUT = timedelta(seconds=30)
+# The records store or a provider may be down for a while; effects wait, in order, until back.
+EFFECT_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(minutes=1),
+    non_retryable_error_types=["UndeliverableNotification"],
 )
+WARRANTY_REMINDER_BEFORE = timedelta(days=7)
+ON_SITE_WORK = frozenset({Stage.ON_SITE, Stage.WAITING_PARTS, Stage.IN_WORKSHOP})
+ESCALATING_CLOCKS = {
+    Clock.RESPONSE: "no technician has accepted the order in time",
+    Clock.WORKSHOP_REPAIR: "the workshop repair is overdue",
+    Clock.PARTS_DISPATCH: "the parts have not arrived in time",
+}
 
 
-def refuse(order: Order, action: str, reason: str) -> ApplicationError:
+def refused(order: Order, action: str, reason: str) -> ApplicationError:
     """A refusal naming the stage and the reason; raised in validators, so nothing is written."""
     return ApplicationError(
         f"cannot {action}: order is {order.stage}; {reason}",
@@ -47,11 +93,16 @@ def refuse(order: Order, action: str, reason: str) -> ApplicationError:
     )
 
 
+def forbidden(action: str, reason: str) -> ApplicationError:
+    return ApplicationError(f"cannot {action}: {reason}", type="Forbidden", non_retryable=True)
+
+
 @workflow.defn
 class RepairOrderWorkflow:
     @workflow.init
     def __init__(self, input: OrderInput) -> None:
         booking = input.booking
+        self.policy = input.policy
         self.order = Order(
             order_id=input.order_id,
             stage=Stage.BOOKED,
@@ -64,66 +115,704 @@ class RepairOrderWorkflow:
             appliance=booking.appliance,
             fault=booking.fault,
             booked_at=input.booked_at,
+            claim_of=input.claim_of,
             preferred_window=booking.preferred_window,
             charges=Charges(currency=input.policy.charges.currency),
         )
-        self.policy = input.policy
-        self._unrecorded: deque[RecordInput] = deque()
+        self._records: deque[RecordInput] = deque()
+        self._messages: deque[NotificationInput] = deque()
+        self._published: dict[str, Any] = {}
         self._lock = asyncio.Lock()
+        self._background: set[asyncio.Task[None]] = set()
         # Logged here, not in run: an update delivered with the start runs before run does.
-        self._log(str(input.booked_by), "booked", f"{self.order.priority} {self.order.category}")
+        booked = "warranty claim of " + input.claim_of if input.claim_of else "booked"
+        self._log(
+            str(input.booked_by), "booked", f"{booking.priority} {booking.appliance.category}"
+        )
+        if input.claim_of:
+            self._log(SYSTEM, "linked", booked)
+
+    # ---- the process ----------------------------------------------------------------------
 
     @workflow.run
     async def run(self, input: OrderInput) -> OrderOutcome:
-        recorder = asyncio.create_task(self._write_records())
+        writers = [
+            asyncio.create_task(self._drain(self._records, "record_order_event")),
+            asyncio.create_task(self._drain(self._messages, "send_notification")),
+        ]
+        claim = asyncio.create_task(self._settle_claim(input.claim_of)) if input.claim_of else None
         if self.order.stage == Stage.BOOKED:
-            self._move_to(Stage.DISPATCHING, SYSTEM, "looking for a technician")
-        await workflow.wait_condition(lambda: self.order.stage in FINAL_STAGES)
+            self._dispatch()
+        while self.order.stage not in FINAL_STAGES:
+            await workflow.wait_condition(
+                lambda: (
+                    self.order.stage
+                    in (Stage.AWAITING_ACCEPTANCE, Stage.IN_WARRANTY, *FINAL_STAGES)
+                )
+            )
+            if self.order.stage == Stage.AWAITING_ACCEPTANCE:
+                await self._await_acceptance()
+            elif self.order.stage == Stage.IN_WARRANTY:
+                await self._warranty_window()
+        if claim is not None:
+            await claim
         await workflow.wait_condition(
-            lambda: workflow.all_handlers_finished() and not self._unrecorded
+            lambda: workflow.all_handlers_finished() and not self._records and not self._messages
         )
-        recorder.cancel()
+        for writer in writers:
+            writer.cancel()
         return OrderOutcome(order_id=self.order.order_id, stage=self.order.stage)
+
+    def _dispatch(self) -> None:
+        """Emergencies are moved to dispatch before anything else is done."""
+        priority = self.order.priority
+        if priority == Priority.EMERGENCY:
+            self._move_to(Stage.DISPATCHING, SYSTEM, "emergency: dispatch first")
+        booked_at = self.order.booked_at
+        self._start_clock(Clock.RESPONSE, getattr(self.policy.response_sla, priority), booked_at)
+        self._start_clock(Clock.ARRIVAL, getattr(self.policy.arrival_sla, priority), booked_at)
+        if self.order.preferred_window is not None:
+            self._move_deadline(Clock.ARRIVAL, self.order.preferred_window.end)
+        self._notify(Template.BOOKING_CONFIRMED, Recipient.CUSTOMER)
+        if priority != Priority.EMERGENCY:
+            self._move_to(Stage.DISPATCHING, SYSTEM, "looking for a technician")
+
+    async def _await_acceptance(self) -> None:
+        """The customer accepts or rejects; silence for the acceptance timeout is acceptance."""
+        deadline = self._deadline(self.policy.acceptance.timeout)
+        try:
+            await workflow.wait_condition(
+                lambda: self.order.stage != Stage.AWAITING_ACCEPTANCE,
+                timeout=deadline - workflow.now(),
+            )
+        except TimeoutError:
+            async with self._lock:
+                if self.order.stage == Stage.AWAITING_ACCEPTANCE:
+                    self._accept(SYSTEM, deemed=True, signature=None)
+
+    async def _warranty_window(self) -> None:
+        """Wait out the window (reminding the customer once), then for open claims, then close."""
+        ends_at = self.order.warranty_window_ends_at
+        assert ends_at is not None
+        remind_at = ends_at - WARRANTY_REMINDER_BEFORE
+        if remind_at - workflow.now() >= WARRANTY_REMINDER_BEFORE:  # only in a window worth it
+            await workflow.sleep(remind_at - workflow.now())
+            self._notify(Template.WARRANTY_REMINDER, Recipient.CUSTOMER, ends_at=ends_at)
+        await workflow.sleep(max(ends_at - workflow.now(), timedelta(0)))
+        await workflow.wait_condition(lambda: not self.order.open_claims)
+        async with self._lock:
+            self._move_to(Stage.CLOSED, SYSTEM, "warranty window ended")
+
+    # ---- reading ---------------------------------------------------------------------------
 
     @workflow.query
     def details(self) -> Order:
         return self.order
 
+    # ---- booking and dispatch ----------------------------------------------------------------
+
+    @workflow.update
+    async def reschedule(self, input: WindowInput) -> Order:
+        async with self._lock:
+            self.order.preferred_window = input.window
+            self.order.appointment = None
+            self._move_deadline(Clock.ARRIVAL, input.window.end)
+            self._log(str(input.actor), "rescheduled", self._window_text(input.window))
+            if self.order.technician_id:
+                self._notify(Template.JOB_ASSIGNED, Recipient.TECHNICIAN, reason="rescheduled")
+        return self.order
+
+    @reschedule.validator
+    def _may_reschedule(self, input: WindowInput) -> None:
+        self._check_caller(input.actor, "reschedule")
+        self._check_stage("reschedule", CANCELLABLE_STAGES, "only before check-in")
+        self._check_future(input.window.end, "reschedule")
+
     @workflow.update
     async def cancel(self, input: CancelInput) -> Order:
         async with self._lock:
             self.order.cancellation_reason = input.reason
+            if self.order.appointment is not None and self.order.chargeable:
+                # The technician had committed to a time: the visit fee is due.
+                self._charge([self._visit_fee()])
+            self._stop_all_clocks()
             self._move_to(Stage.CANCELLED, str(input.actor), input.reason)
+            self._notify(Template.ORDER_CANCELLED, Recipient.CUSTOMER, reason=input.reason)
+            if self.order.technician_id:
+                self._notify(Template.JOB_WITHDRAWN, Recipient.TECHNICIAN, reason="cancelled")
         return self.order
 
     @cancel.validator
     def _may_cancel(self, input: CancelInput) -> None:
-        self._check_party(input.actor)
-        if self.order.stage not in CANCELLABLE_STAGES:
-            raise refuse(self.order, "cancel", "an order can only be cancelled before check-in")
+        self._check_caller(input.actor, "cancel")
+        if self.order.stage == Stage.SAFETY_STOP and input.actor.role == Role.SUPERVISOR:
+            return
+        self._check_stage(
+            "cancel", CANCELLABLE_STAGES, "an order can only be cancelled before check-in"
+        )
 
-    def _check_party(self, actor: Actor) -> None:
-        """The API checks roles; this holds even for a caller that goes around it."""
-        if actor.role == Role.CUSTOMER and actor.order_id != self.order.order_id:
-            raise ApplicationError(
-                "not this customer's order", type="Forbidden", non_retryable=True
+    @workflow.update
+    async def assign(self, input: AssignInput) -> Order:
+        async with self._lock:
+            previous = self.order.technician_id
+            self.order.technician_id = input.technician_id
+            self.order.appointment = None
+            self.order.needs_reassignment = False
+            self._stop_clock(Clock.RESPONSE)
+            self._move_to(Stage.SCHEDULED, str(input.actor), f"assigned to {input.technician_id}")
+            if previous:
+                self._notify(
+                    Template.JOB_WITHDRAWN,
+                    Recipient.TECHNICIAN,
+                    technician_id=previous,
+                    reason="reassigned",
+                )
+            self._notify(Template.JOB_ASSIGNED, Recipient.TECHNICIAN)
+            self._notify(Template.TECHNICIAN_ASSIGNED, Recipient.CUSTOMER)
+        return self.order
+
+    @assign.validator
+    def _may_assign(self, input: AssignInput) -> None:
+        self._check_caller(input.actor, "assign")
+        if self.order.needs_reassignment:
+            if input.actor.role != Role.SUPERVISOR:
+                raise forbidden("assign", "after the rework limit only a supervisor reassigns")
+        else:
+            self._check_stage(
+                "assign", {Stage.DISPATCHING, Stage.SCHEDULED}, "only before check-in"
             )
+        if input.technician_id == self.order.technician_id:
+            raise refused(self.order, "assign", f"it is already assigned to {input.technician_id}")
+
+    @workflow.update
+    async def confirm_appointment(self, input: WindowInput) -> Order:
+        async with self._lock:
+            self.order.appointment = input.window
+            self._move_deadline(Clock.ARRIVAL, input.window.end)
+            self._log(str(input.actor), "appointment confirmed", self._window_text(input.window))
+            self._notify(Template.APPOINTMENT_CONFIRMED, Recipient.CUSTOMER)
+        return self.order
+
+    @confirm_appointment.validator
+    def _may_confirm_appointment(self, input: WindowInput) -> None:
+        self._check_caller(input.actor, "confirm appointment")
+        self._check_stage("confirm appointment", {Stage.SCHEDULED}, "the job must be assigned")
+        self._check_future(input.window.end, "confirm appointment")
+
+    # ---- on site ---------------------------------------------------------------------------
+
+    @workflow.update
+    async def check_in(self, input: ActorInput) -> Order:
+        async with self._lock:
+            self._stop_clock(Clock.ARRIVAL)
+            if Clock.GENERAL_REPAIR not in self.order.sla:
+                self._start_clock(Clock.GENERAL_REPAIR, self.policy.visit.general_repair)
+            self._move_to(Stage.ON_SITE, str(input.actor), "arrived")
+        return self.order
+
+    @check_in.validator
+    def _may_check_in(self, input: ActorInput) -> None:
+        self._check_caller(input.actor, "check in")
+        self._check_stage("check in", {Stage.SCHEDULED}, "the job must be assigned and not started")
+
+    @workflow.update
+    async def diagnose(self, input: DiagnosisInput) -> Order:
+        async with self._lock:
+            self.order.diagnosis = input.diagnosis
+            detail = input.diagnosis.fault_cause
+            if input.diagnosis.warranty_exclusion:
+                detail += f" (not covered: {input.diagnosis.warranty_exclusion})"
+            self._log(str(input.actor), "diagnosed", detail)
+            if input.quote is not None:
+                self.order.quote = Quote(lines=self._price(input.quote))
+                self._log(str(input.actor), "quoted", f"{self.order.quote.total} {self._currency}")
+                self._notify(
+                    Template.QUOTE_TO_APPROVE,
+                    Recipient.CUSTOMER,
+                    total=self._money(self.order.quote.total),
+                )
+        return self.order
+
+    @diagnose.validator
+    def _may_diagnose(self, input: DiagnosisInput) -> None:
+        self._check_caller(input.actor, "diagnose")
+        self._check_stage("diagnose", {Stage.ON_SITE}, "diagnosis happens on site")
+        excluded = input.diagnosis.warranty_exclusion is not None
+        covered = self.order.warranty.status == WarrantyStatus.IN_WARRANTY and not excluded
+        if self.order.claim_of is None and not covered and input.quote is None:
+            raise refused(self.order, "diagnose", "a chargeable repair needs a quote")
+        if input.quote is not None:
+            for item in input.quote.items:
+                if item.amount is None and item.description not in self.policy.charges.labour:
+                    raise refused(
+                        self.order,
+                        "diagnose",
+                        f"'{item.description}' has no amount and is not on the price list",
+                    )
+
+    @workflow.update
+    async def approve_quote(self, input: ActorInput) -> Order:
+        async with self._lock:
+            assert self.order.quote is not None
+            self.order.quote = self.order.quote.model_copy(update={"status": QuoteStatus.APPROVED})
+            self._log(
+                str(input.actor), "quote approved", f"{self.order.quote.total} {self._currency}"
+            )
+        return self.order
+
+    @approve_quote.validator
+    def _may_approve_quote(self, input: ActorInput) -> None:
+        self._check_quote_decision(input.actor, "approve the quote")
+
+    @workflow.update
+    async def decline_quote(self, input: ActorInput) -> Order:
+        """A declined quote ends the job: the visit fee (if chargeable) and no warranty window."""
+        async with self._lock:
+            assert self.order.quote is not None
+            self.order.quote = self.order.quote.model_copy(update={"status": QuoteStatus.DECLINED})
+            self._log(
+                str(input.actor), "quote declined", f"{self.order.quote.total} {self._currency}"
+            )
+            if self.order.chargeable:
+                self._charge([self._visit_fee()])
+            self._stop_all_clocks()
+            self._move_to(Stage.CLOSED, str(input.actor), "quote declined: nothing repaired")
+        return self.order
+
+    @decline_quote.validator
+    def _may_decline_quote(self, input: ActorInput) -> None:
+        self._check_quote_decision(input.actor, "decline the quote")
+
+    @workflow.update
+    async def request_parts(self, input: PartsInput) -> Order:
+        async with self._lock:
+            self.order.parts_requested = input.parts
+            self._pause_clock(Clock.GENERAL_REPAIR)
+            self._start_clock(Clock.PARTS_DISPATCH, self.policy.visit.parts_dispatch)
+            parts = ", ".join(f"{p.qty} x {p.part_no}" for p in input.parts)
+            self._move_to(Stage.WAITING_PARTS, str(input.actor), parts)
+        return self.order
+
+    @request_parts.validator
+    def _may_request_parts(self, input: PartsInput) -> None:
+        self._check_caller(input.actor, "request parts")
+        self._check_stage("request parts", {Stage.ON_SITE}, "parts are requested on site")
+
+    @workflow.update
+    async def parts_arrived(self, input: ActorInput) -> Order:
+        async with self._lock:
+            self._stop_clock(Clock.PARTS_DISPATCH)
+            self._resume_clock(Clock.GENERAL_REPAIR)
+            self._move_to(Stage.ON_SITE, str(input.actor), "parts arrived")
+        return self.order
+
+    @parts_arrived.validator
+    def _may_record_parts_arrival(self, input: ActorInput) -> None:
+        self._check_caller(input.actor, "record parts arrival")
+        self._check_stage("record parts arrival", {Stage.WAITING_PARTS}, "no parts are awaited")
+
+    @workflow.update
+    async def to_workshop(self, input: ActorInput) -> Order:
+        async with self._lock:
+            self._pause_clock(Clock.GENERAL_REPAIR)
+            self._start_clock(Clock.WORKSHOP_REPAIR, self.policy.visit.workshop_repair)
+            self._move_to(Stage.IN_WORKSHOP, str(input.actor), "device taken to the workshop")
+        return self.order
+
+    @to_workshop.validator
+    def _may_take_to_workshop(self, input: ActorInput) -> None:
+        self._check_caller(input.actor, "take to the workshop")
+        self._check_stage("take to the workshop", {Stage.ON_SITE}, "the device is taken from site")
+
+    @workflow.update
+    async def back_from_workshop(self, input: ActorInput) -> Order:
+        async with self._lock:
+            self._stop_clock(Clock.WORKSHOP_REPAIR)
+            self._resume_clock(Clock.GENERAL_REPAIR)
+            self._move_to(Stage.ON_SITE, str(input.actor), "device returned")
+        return self.order
+
+    @back_from_workshop.validator
+    def _may_return_from_workshop(self, input: ActorInput) -> None:
+        self._check_caller(input.actor, "return from the workshop")
+        self._check_stage(
+            "return from the workshop", {Stage.IN_WORKSHOP}, "it is not in the workshop"
+        )
+
+    @workflow.update
+    async def report_hazard(self, input: HazardInput) -> Order:
+        """All work halts; the repair clock pauses until a supervisor clears the site."""
+        async with self._lock:
+            self.order.hazard = input.description
+            self._pause_clock(Clock.GENERAL_REPAIR)
+            self._move_to(Stage.SAFETY_STOP, str(input.actor), input.description)
+            self._escalate("safety stop: " + input.description, "supervisor")
+        return self.order
+
+    @report_hazard.validator
+    def _may_report_hazard(self, input: HazardInput) -> None:
+        self._check_caller(input.actor, "report a hazard")
+        self._check_stage("report a hazard", {Stage.ON_SITE}, "a hazard is reported on site")
+
+    @workflow.update
+    async def clear_hazard(self, input: NoteInput) -> Order:
+        async with self._lock:
+            self.order.hazard = None
+            self._resume_clock(Clock.GENERAL_REPAIR)
+            self._move_to(Stage.ON_SITE, str(input.actor), input.note)
+        return self.order
+
+    @clear_hazard.validator
+    def _may_clear_hazard(self, input: NoteInput) -> None:
+        self._check_caller(input.actor, "clear the hazard")
+        self._check_stage("clear the hazard", {Stage.SAFETY_STOP}, "there is no safety stop")
+
+    @workflow.update
+    async def submit_service_record(self, input: ServiceRecordInput) -> Order:
+        async with self._lock:
+            self.order.service_record = input.record
+            self._log(str(input.actor), "service record", input.record.repair_item)
+        return self.order
+
+    @submit_service_record.validator
+    def _may_submit_service_record(self, input: ServiceRecordInput) -> None:
+        self._check_caller(input.actor, "submit the service record")
+        self._check_stage("submit the service record", {Stage.ON_SITE}, "it is written on site")
+
+    @workflow.update
+    async def complete(self, input: ActorInput) -> Order:
+        async with self._lock:
+            self._stop_clock(Clock.GENERAL_REPAIR)
+            self._settle_charges()
+            self._move_to(Stage.AWAITING_ACCEPTANCE, str(input.actor), "work finished")
+            self._notify(
+                Template.WORK_DONE, Recipient.CUSTOMER, total=self._money(self.order.charges.total)
+            )
+        return self.order
+
+    @complete.validator
+    def _may_complete(self, input: ActorInput) -> None:
+        self._check_caller(input.actor, "complete")
+        self._check_stage("complete", {Stage.ON_SITE}, "work is finished on site")
+        if self.order.service_record is None:
+            raise refused(self.order, "complete", "the service record is missing")
+        quote = self.order.quote
+        if quote is not None and quote.status != QuoteStatus.APPROVED:
+            raise refused(self.order, "complete", "the quote is not approved by the customer")
+        if self.order.chargeable and quote is None:
+            raise refused(self.order, "complete", "a chargeable repair needs an approved quote")
+
+    # ---- acceptance, survey, warranty ---------------------------------------------------------
+
+    @workflow.update
+    async def record_acceptance(self, input: AcceptanceInput) -> Order:
+        async with self._lock:
+            if input.accepted:
+                self._accept(str(input.actor), deemed=False, signature=input.signature)
+            else:
+                self._rework(str(input.actor), input.reason or "")
+        return self.order
+
+    @record_acceptance.validator
+    def _may_record_acceptance(self, input: AcceptanceInput) -> None:
+        self._check_caller(input.actor, "record acceptance")
+        self._check_stage(
+            "record acceptance", {Stage.AWAITING_ACCEPTANCE}, "the work is not finished"
+        )
+
+    @workflow.update
+    async def answer_survey(self, input: SurveyInput) -> Order:
+        async with self._lock:
+            self.order.survey = input.survey
+            scores = input.survey
+            self._log(
+                str(input.actor),
+                "survey answered",
+                f"attitude {scores.attitude}, quality {scores.quality}, "
+                f"result {scores.result}, speed {scores.speed}",
+            )
+        return self.order
+
+    @answer_survey.validator
+    def _may_answer_survey(self, input: SurveyInput) -> None:
+        self._check_caller(input.actor, "answer the survey")
+        self._check_stage("answer the survey", {Stage.IN_WARRANTY}, "the work is not accepted yet")
+        if self.order.survey is not None:
+            raise refused(self.order, "answer the survey", "the survey was already answered")
+
+    @workflow.update
+    async def claim_warranty(self, input: ClaimInput) -> ClaimCreated:
+        """Start a free, high-priority re-repair order linked to this one."""
+        async with self._lock:
+            claim_id = f"{self.order.order_id}-W{len(self.order.claims) + 1}"
+            self.order.claims.append(claim_id)
+            self.order.open_claims.append(claim_id)
+            self._log(str(input.actor), "warranty claim", f"{claim_id}: repeat failure")
+            await workflow.start_child_workflow(
+                RepairOrderWorkflow.run,
+                self._claim_input(claim_id, input),
+                id=claim_id,
+                parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+            )
+        return ClaimCreated(claim_order_id=claim_id)
+
+    @claim_warranty.validator
+    def _may_claim_warranty(self, input: ClaimInput) -> None:
+        self._check_caller(input.actor, "claim warranty")
+        self._check_stage(
+            "claim warranty", {Stage.IN_WARRANTY}, "claims are made in the warranty window"
+        )
+        ends_at = self.order.warranty_window_ends_at
+        if ends_at is not None and workflow.now() >= ends_at:
+            raise refused(self.order, "claim warranty", f"the warranty window ended at {ends_at}")
+
+    @workflow.signal
+    def claim_settled(self, claim_id: str) -> None:
+        """A claim order tells its original when its repair is accepted (or it ends)."""
+        if claim_id in self.order.open_claims:
+            self.order.open_claims.remove(claim_id)
+            self._log(SYSTEM, "claim settled", claim_id)
+
+    # ---- rules shared by the updates ------------------------------------------------------------
+
+    def _accept(self, actor: str, *, deemed: bool, signature: str | None) -> None:
+        now = workflow.now()
+        self.order.acceptance = Acceptance(at=now, by=actor, deemed=deemed, signature=signature)
+        ends_at = now + self.policy.warranty.post_repair_for(self.order.category).as_timedelta()
+        self.order.warranty_window_ends_at = ends_at
+        why = "deemed accepted: no answer in time" if deemed else "accepted"
+        self._move_to(Stage.IN_WARRANTY, actor, f"{why}; warranty window until {ends_at}")
+        self._spawn(self._send_survey_later())
+
+    def _rework(self, actor: str, reason: str) -> None:
+        self.order.rework_count += 1
+        self.order.service_record = None
+        if self.order.rework_count > self.policy.visit.max_rework:
+            self.order.needs_reassignment = True
+            self._move_to(Stage.DISPATCHING, actor, f"rejected again: {reason}")
+            self._escalate(f"rejected after {self.order.rework_count - 1} reworks", "supervisor")
+        else:
+            self._move_to(
+                Stage.ON_SITE, actor, f"rejected, rework {self.order.rework_count}: {reason}"
+            )
+            self._notify(Template.REWORK_REQUESTED, Recipient.TECHNICIAN, reason=reason)
+
+    async def _send_survey_later(self) -> None:
+        await workflow.sleep(self.policy.acceptance.survey_delay.as_timedelta())
+        if self.order.stage == Stage.IN_WARRANTY and self.order.survey is None:
+            self._notify(Template.SURVEY, Recipient.CUSTOMER)
+
+    async def _settle_claim(self, original_id: str) -> None:
+        """A claim order keeps its original open until the re-repair is accepted or ends."""
+        await workflow.wait_condition(
+            lambda: self.order.stage in (Stage.IN_WARRANTY, *FINAL_STAGES)
+        )
+        original = workflow.get_external_workflow_handle(original_id)
+        await original.signal(RepairOrderWorkflow.claim_settled, self.order.order_id)
+
+    def _claim_input(self, claim_id: str, input: ClaimInput) -> OrderInput:
+        booking = self.order
+        return OrderInput(
+            order_id=claim_id,
+            booking=Booking(
+                customer=booking.customer,
+                appliance=booking.appliance,
+                fault=Fault(description=input.description),
+                priority=Priority.HIGH,
+                channel=booking.channel,
+            ),
+            booked_by=input.actor,
+            booked_at=workflow.now(),
+            warranty=booking.warranty,
+            policy=self.policy,
+            claim_of=self.order.order_id,
+        )
+
+    def _check_caller(self, actor: Actor, action: str) -> None:
+        """The API checks roles too; this holds even for a caller that goes around it."""
+        if actor.role not in ACTION_ROLES[action]:
+            raise forbidden(action, f"role {actor.role} may not")
+        if actor.role == Role.CUSTOMER and not owns_order(actor, self.order.order_id):
+            raise forbidden(action, "not this customer's order")
+        if actor.role == Role.TECHNICIAN and actor.technician_id != self.order.technician_id:
+            raise forbidden(action, "the order is not assigned to this technician")
+
+    def _check_stage(self, action: str, allowed: set[Stage] | frozenset[Stage], why: str) -> None:
+        if self.order.stage not in allowed:
+            raise refused(self.order, action, why)
+
+    def _check_future(self, moment: datetime, action: str) -> None:
+        if moment <= workflow.now():
+            raise refused(self.order, action, "the window is already over")
+
+    def _check_quote_decision(self, actor: Actor, action: str) -> None:
+        self._check_caller(actor, action)
+        self._check_stage(action, ON_SITE_WORK, "the quote is decided during the visit")
+        if self.order.quote is None or self.order.quote.status != QuoteStatus.PENDING:
+            raise refused(self.order, action, "there is no quote waiting for an answer")
+
+    # ---- money ----------------------------------------------------------------------------
+
+    @property
+    def _currency(self) -> str:
+        return self.order.charges.currency
+
+    def _visit_fee(self) -> ChargeLine:
+        return ChargeLine(
+            kind="visit_fee", description="visit fee", amount=self.policy.charges.visit_fee
+        )
+
+    def _price(self, request: QuoteRequest) -> tuple[ChargeLine, ...]:
+        """Labour by item (amount given or from the price list), parts at cost, the visit fee."""
+        labour = self.policy.charges.labour
+        lines = [
+            ChargeLine(
+                kind="labour",
+                description=item.description,
+                amount=item.amount if item.amount is not None else labour[item.description],
+            )
+            for item in request.items
+        ]
+        lines += [
+            ChargeLine(
+                kind="part",
+                description=f"{part.qty} x {part.part_no}"
+                + (f" {part.description}" if part.description else ""),
+                amount=(part.unit_cost * part.qty).quantize(Decimal("0.01")),
+            )
+            for part in request.parts
+        ]
+        if self.order.chargeable:
+            lines.append(self._visit_fee())
+        return tuple(lines)
+
+    def _settle_charges(self) -> None:
+        """The approved quote is what the customer pays; without one, the repair is free."""
+        quote = self.order.quote
+        self.order.charges = Charges(
+            currency=self._currency,
+            lines=quote.lines if quote is not None and quote.status == QuoteStatus.APPROVED else (),
+        )
+
+    def _charge(self, lines: list[ChargeLine]) -> None:
+        self.order.charges = Charges(currency=self._currency, lines=tuple(lines))
+
+    def _money(self, amount: Decimal) -> str:
+        return f"{amount} {self._currency}"
+
+    # ---- clocks ---------------------------------------------------------------------------
+
+    def _deadline(self, duration: Duration, start: datetime | None = None) -> datetime:
+        return self.policy.deadline(start or workflow.now(), duration)
+
+    def _start_clock(self, clock: Clock, duration: Duration, start: datetime | None = None) -> None:
+        started = start or workflow.now()
+        self.order.sla[clock] = SlaClock(
+            started_at=started, deadline=self._deadline(duration, started)
+        )
+        self._spawn(self._watch(clock))
+
+    def _update_clock(self, clock: Clock, **changes: Any) -> None:
+        self.order.sla[clock] = self.order.sla[clock].model_copy(update=changes)
+
+    def _running(self, clock: Clock) -> SlaClock | None:
+        state = self.order.sla.get(clock)
+        return state if state is not None and state.stopped_at is None else None
+
+    def _move_deadline(self, clock: Clock, deadline: datetime) -> None:
+        if self._running(clock):
+            self._update_clock(clock, deadline=deadline)
+
+    def _pause_clock(self, clock: Clock) -> None:
+        state = self._running(clock)
+        if state is not None and state.paused_at is None:
+            self._update_clock(clock, paused_at=workflow.now())
+
+    def _resume_clock(self, clock: Clock) -> None:
+        """The time spent paused is added to the deadline."""
+        state = self._running(clock)
+        if state is not None and state.paused_at is not None:
+            paused_for = workflow.now() - state.paused_at
+            self._update_clock(clock, paused_at=None, deadline=state.deadline + paused_for)
+
+    def _stop_clock(self, clock: Clock) -> None:
+        state = self._running(clock)
+        if state is None:
+            return
+        now = state.paused_at or workflow.now()
+        late = now - state.deadline
+        self._update_clock(
+            clock,
+            stopped_at=workflow.now(),
+            paused_at=None,
+            breached=state.breached or late > timedelta(0),
+            breached_by=late if late > timedelta(0) else None,
+        )
+        self._publish()
+
+    def _stop_all_clocks(self) -> None:
+        for clock in list(self.order.sla):
+            self._stop_clock(clock)
+
+    async def _watch(self, clock: Clock) -> None:
+        """Record the breach when a running, unpaused clock passes its deadline."""
+        while (state := self._running(clock)) is not None and not state.breached:
+            remaining = state.deadline - workflow.now()
+            if state.paused_at is None and remaining <= timedelta(0):
+                self._breach(clock)
+                return
+
+            def changed(seen: SlaClock = state) -> bool:
+                return self._running(clock) != seen
+
+            # Wake when the clock is stopped, paused, resumed or moved, or at its deadline.
+            with suppress(TimeoutError):
+                await workflow.wait_condition(
+                    changed, timeout=remaining if state.paused_at is None else None
+                )
+
+    def _breach(self, clock: Clock) -> None:
+        self._update_clock(clock, breached=True)
+        self._log(SYSTEM, "sla breached", f"{clock}: deadline {self.order.sla[clock].deadline}")
+        if clock in ESCALATING_CLOCKS:
+            self._escalate(ESCALATING_CLOCKS[clock], "supervisor")
+        if clock == Clock.ARRIVAL:
+            self._notify(Template.DELAY, Recipient.CUSTOMER)
+        self._publish()
+
+    def _escalate(self, reason: str, to: Literal["staff", "supervisor", "quality_manager"]) -> None:
+        self.order.escalations.append(Escalation(reason=reason, to=to, at=workflow.now()))
+        self._log(SYSTEM, "escalated", f"to {to}: {reason}")
+        self._notify(Template.ESCALATION, Recipient(to), reason=reason)
+
+    # ---- effects: timeline, records, notifications, search attributes -------------------------
 
     def _move_to(self, stage: Stage, actor: str, why: str) -> None:
         self.order.stage = stage
         self._log(actor, f"stage:{stage}", why)
-        workflow.upsert_search_attributes(
-            [
-                ORDER_STAGE.value_set(stage),
-                ORDER_PRIORITY.value_set(self.order.priority),
-                ORDER_CATEGORY.value_set(self.order.category),
-                ORDER_REGION.value_set(self.order.region),
-                TECHNICIAN_ID.value_set(self.order.technician_id)
-                if self.order.technician_id
-                else TECHNICIAN_ID.value_unset(),
-                SLA_BREACHED.value_set(self.order.sla_breached),
-            ]
-        )
+        self._publish()
+
+    def _publish(self) -> None:
+        """Keep the operators' search attributes current; only what changed is written."""
+        current: list[tuple[SearchAttributeKey[Any], Any]] = [
+            (ORDER_STAGE, self.order.stage.value),
+            (ORDER_PRIORITY, self.order.priority.value),
+            (ORDER_CATEGORY, self.order.category.value),
+            (ORDER_REGION, self.order.region),
+            (TECHNICIAN_ID, self.order.technician_id),
+            (SLA_BREACHED, self.order.sla_breached),
+        ]
+        changed = [
+            (key, value) for key, value in current if self._published.get(key.name, ...) != value
+        ]
+        if changed:
+            workflow.upsert_search_attributes(
+                [
+                    key.value_set(value) if value is not None else key.value_unset()
+                    for key, value in changed
+                ]
+            )
+            self._published.update((key.name, value) for key, value in changed)
 
     def _log(self, actor: str, action: str, detail: str = "") -> None:
         """Add to the timeline and queue the same event for the records store."""
@@ -137,16 +826,54 @@ class RepairOrderWorkflow:
             detail=detail,
         )
         self.order.timeline.append(event.timeline_entry())
-        self._unrecorded.append(RecordInput(snapshot=self.order.snapshot(now), event=event))
+        self._records.append(RecordInput(snapshot=self.order.snapshot(now), event=event))
 
-    async def _write_records(self) -> None:
-        """One writer, in sequence order, so the event log is appended exactly as it happened."""
-        while True:
-            await workflow.wait_condition(lambda: bool(self._unrecorded))
-            await workflow.execute_activity(
-                "record_order_event",
-                self._unrecorded[0],
-                start_to_close_timeout=RECORD_TIMEOUT,
-                retry_policy=RECORD_RETRY,
+    def _notify(self, template: Template, recipient: Recipient, **params: Any) -> None:
+        """Queue a message; its key is this order's event number, so it is sent once."""
+        technician_id = params.pop("technician_id", self.order.technician_id)
+        to = (
+            Contact(phone=self.order.customer.phone, email=self.order.customer.email)
+            if recipient == Recipient.CUSTOMER
+            else Contact(technician_id=technician_id)
+        )
+        text = {name: str(value) for name, value in params.items()}
+        text.setdefault("order_id", self.order.order_id)
+        if technician_id:
+            text.setdefault("technician_id", technician_id)
+        if self.order.appointment:
+            text.setdefault("window", self._window_text(self.order.appointment))
+        self._messages.append(
+            NotificationInput(
+                key=f"{self.order.order_id}:{len(self.order.timeline)}:{template}:{recipient}",
+                order_id=self.order.order_id,
+                template=template,
+                recipient=recipient,
+                locale=self.order.customer.locale if recipient == Recipient.CUSTOMER else "zh",
+                to=to,
+                params=text,
             )
-            self._unrecorded.popleft()
+        )
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _drain(self, queue: "deque[Any]", activity: str) -> None:
+        """One writer per queue, in order: the event log is appended exactly as it happened."""
+        while True:
+            await workflow.wait_condition(lambda: bool(queue))
+            try:
+                await workflow.execute_activity(
+                    activity,
+                    queue[0],
+                    start_to_close_timeout=ACTIVITY_TIMEOUT,
+                    retry_policy=EFFECT_RETRY,
+                )
+            except ActivityError as error:
+                # Only a non-retryable failure ends up here: an undeliverable message.
+                self._log(SYSTEM, "notification failed", f"{queue[0].template}: {error.cause}")
+            queue.popleft()
+
+    def _window_text(self, window: Any) -> str:
+        return f"{window.start.isoformat()} - {window.end.isoformat()}"

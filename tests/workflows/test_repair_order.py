@@ -1,6 +1,7 @@
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from temporalio import activity
@@ -15,6 +16,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from models.notification import NotificationInput
 from models.order import CancelInput, OrderInput, OrderOutcome, RecordInput, Role, Stage
 from tests.factories import create_actor, create_order_input
 from workflows.repair_order import RepairOrderWorkflow
@@ -22,13 +24,18 @@ from workflows.repair_order import RepairOrderWorkflow
 
 @dataclass
 class RecordsSpy:
-    """Stands in for the records store: the workflow is under test here, not the database."""
+    """Stands in for the records store and the channels: the workflow is under test here."""
 
     written: list[RecordInput] = field(default_factory=list)
+    sent: list[NotificationInput] = field(default_factory=list)
 
     @activity.defn(name="record_order_event")
     async def record_order_event(self, input: RecordInput) -> None:
         self.written.append(input)
+
+    @activity.defn(name="send_notification")
+    async def send_notification(self, input: NotificationInput) -> None:
+        self.sent.append(input)
 
 
 @dataclass
@@ -37,10 +44,15 @@ class Harness:
     task_queue: str
     records: RecordsSpy
 
+    async def order_input(self, **overrides: Any) -> OrderInput:
+        """An order booked now, on the test server's clock."""
+        now = await self.env.get_current_time()
+        return create_order_input(f"RF-TEST-{uuid.uuid4().hex[:8]}", booked_at=now, **overrides)
+
     async def start(
         self, order_input: OrderInput | None = None
     ) -> WorkflowHandle[RepairOrderWorkflow, OrderOutcome]:
-        order_input = order_input or create_order_input(f"RF-TEST-{uuid.uuid4().hex[:8]}")
+        order_input = order_input or await self.order_input()
         return await self.env.client.start_workflow(
             RepairOrderWorkflow.run,
             order_input,
@@ -57,7 +69,7 @@ async def harness(time_skipping_env: WorkflowEnvironment) -> AsyncIterator[Harne
         time_skipping_env.client,
         task_queue=task_queue,
         workflows=[RepairOrderWorkflow],
-        activities=[records.record_order_event],
+        activities=[records.record_order_event, records.send_notification],
     ):
         yield Harness(time_skipping_env, task_queue, records)
 
@@ -145,7 +157,7 @@ class TestCancel:
 
     async def test_cancel_sent_with_the_booking_stays_cancelled(self, harness: Harness) -> None:
         """A cancel that reaches the order in the same instant as its booking is not undone."""
-        order_input = create_order_input(f"RF-TEST-{uuid.uuid4().hex[:8]}")
+        order_input = await harness.order_input()
         start = WithStartWorkflowOperation(
             RepairOrderWorkflow.run,
             order_input,

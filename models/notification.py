@@ -1,0 +1,60 @@
+"""Notifications the workflows ask for; the activity renders and delivers them."""
+
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Recipient(StrEnum):
+    CUSTOMER = "customer"
+    TECHNICIAN = "technician"
+    STAFF = "staff"
+    SUPERVISOR = "supervisor"
+    QUALITY_MANAGER = "quality_manager"
+
+
+class Template(StrEnum):
+    # customer
+    BOOKING_CONFIRMED = "booking_confirmed"
+    TECHNICIAN_ASSIGNED = "technician_assigned"
+    APPOINTMENT_CONFIRMED = "appointment_confirmed"
+    DELAY = "delay"
+    QUOTE_TO_APPROVE = "quote_to_approve"
+    WORK_DONE = "work_done"
+    SURVEY = "survey"
+    WARRANTY_REMINDER = "warranty_reminder"
+    ORDER_CANCELLED = "order_cancelled"
+    COMPLAINT_UPDATE = "complaint_update"
+    # technician
+    JOB_OFFERED = "job_offered"
+    JOB_ASSIGNED = "job_assigned"
+    CONTACT_CUSTOMER_REMINDER = "contact_customer_reminder"
+    JOB_WITHDRAWN = "job_withdrawn"
+    REWORK_REQUESTED = "rework_requested"
+    # staff, supervisor, quality manager
+    ESCALATION = "escalation"
+
+
+class Contact(BaseModel):
+    """Where a message goes. Personal data: it travels only inside encrypted payloads."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    phone: str | None = None
+    email: str | None = None
+    technician_id: str | None = None
+
+
+class NotificationInput(BaseModel):
+    """One message. `key` is minted in the workflow, so a retried activity never sends twice."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key: str
+    order_id: str
+    template: Template
+    recipient: Recipient
+    locale: Literal["zh", "en"] = "zh"
+    to: Contact = Contact()
+    params: dict[str, str] = Field(default_factory=dict)
