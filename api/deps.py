@@ -15,7 +15,15 @@ from api.errors import Forbidden, NotFound, Unauthorized
 from api.orders import read_order
 from core.settings import Settings
 from core.tokens import decode_token
-from models.order import ORDER_ID_PATTERN, Actor, Order, Role, order_workflow_id
+from models.order import (
+    ACTION_ROLES,
+    ORDER_ID_PATTERN,
+    Actor,
+    Order,
+    Role,
+    order_workflow_id,
+    owns_order,
+)
 
 
 def get_settings(request: Request) -> Settings:
@@ -85,6 +93,11 @@ def role(*allowed: Role) -> Callable[[Actor], Actor]:
     return caller_with_role
 
 
+def may(action: str) -> Callable[[Actor], Actor]:
+    """The caller, if their role may take this order action (models.order.ACTION_ROLES)."""
+    return role(*sorted(ACTION_ROLES[action]))
+
+
 def order_handle(
     order_id: str, caller: CallerDep, temporal: TemporalDep
 ) -> WorkflowHandle[object, object]:
@@ -92,7 +105,7 @@ def order_handle(
     if not ORDER_ID_PATTERN.match(order_id):
         raise NotFound("no such order")
     structlog.contextvars.bind_contextvars(order_id=order_id)
-    if caller.role == Role.CUSTOMER and caller.order_id != order_id:
+    if caller.role == Role.CUSTOMER and not owns_order(caller, order_id):
         raise Forbidden("this token belongs to another order")
     return temporal.get_workflow_handle(order_workflow_id(order_id))
 

@@ -34,6 +34,7 @@ from workflows.repair_order import RepairOrderWorkflow
 
 NEW_ID_ATTEMPTS = 5
 ArgT = TypeVar("ArgT")
+ResultT = TypeVar("ResultT")
 
 
 async def read_order(handle: WorkflowHandle[Any, Any]) -> Order:
@@ -43,10 +44,10 @@ async def read_order(handle: WorkflowHandle[Any, Any]) -> Order:
 
 async def act_on_order(
     handle: WorkflowHandle[Any, Any],
-    update: UpdateMethodMultiParam[[RepairOrderWorkflow, ArgT], Order],
+    update: UpdateMethodMultiParam[[RepairOrderWorkflow, ArgT], ResultT],
     arg: ArgT,
     action: str,
-) -> Order:
+) -> ResultT:
     try:
         with engine_errors():
             return await handle.execute_update(update, arg)

@@ -7,16 +7,25 @@ from decimal import Decimal
 from pydantic import BaseModel
 
 from models.order import (
+    Acceptance,
     Actor,
     ChargeLine,
     Customer,
+    Diagnosis,
+    Escalation,
     Order,
+    PricedItem,
+    QuotePart,
+    QuoteStatus,
     Role,
+    ServiceRecord,
     Stage,
+    Survey,
     TimelineEntry,
     TimeWindow,
     Warranty,
     WarrantyStatus,
+    owns_order,
 )
 
 
@@ -34,6 +43,14 @@ class CustomerPublic(BaseModel):
     address: str | None = None
 
 
+class QuotePublic(BaseModel):
+    items: list[PricedItem]
+    parts: list[QuotePart]
+    visit_fee: Decimal | None
+    total: Decimal
+    status: QuoteStatus
+
+
 class ChargesPublic(BaseModel):
     currency: str
     lines: list[ChargeLine]
@@ -44,8 +61,13 @@ class SlaClockPublic(BaseModel):
     started_at: datetime
     deadline: datetime
     stopped_at: datetime | None = None
+    paused: bool
     breached: bool
     breached_by: timedelta | None = None
+
+
+class WarrantyWindowPublic(BaseModel):
+    ends_at: datetime
 
 
 class OrderPublic(BaseModel):
@@ -57,12 +79,30 @@ class OrderPublic(BaseModel):
     region: str
     warranty: WarrantyPublic
     customer: CustomerPublic
-    technician_id: str | None = None
-    appointment: TimeWindow | None = None
+    fault: str
+    booked_at: datetime
+    claim_of: str | None
+    preferred_window: TimeWindow | None
+    technician_id: str | None
+    offer: None = None
+    appointment: TimeWindow | None
+    diagnosis: Diagnosis | None
+    quote: QuotePublic | None
+    service_record: ServiceRecord | None
+    hazard: str | None
     charges: ChargesPublic
     sla: dict[str, SlaClockPublic]
+    sla_breached: bool
+    escalations: list[Escalation]
     rework_count: int
-    booked_at: datetime
+    needs_reassignment: bool
+    acceptance: Acceptance | None
+    survey: Survey | None
+    warranty_window: WarrantyWindowPublic | None
+    claims: list[str]
+    open_claims: list[str]
+    complaints: list[object]
+    cancellation_reason: str | None
     timeline: list[TimelineEntry]
 
 
@@ -73,12 +113,16 @@ class BookingCreated(BaseModel):
     customer_token: str
 
 
+class ClaimCreatedPublic(BaseModel):
+    claim_order_id: str
+
+
 def sees_personal_data(caller: Actor, order: Order) -> bool:
     match caller.role:
         case Role.STAFF | Role.SUPERVISOR:
             return True
         case Role.CUSTOMER:
-            return caller.order_id == order.order_id
+            return owns_order(caller, order.order_id)
         case Role.TECHNICIAN:
             return caller.technician_id is not None and caller.technician_id == order.technician_id
         case _:
@@ -99,6 +143,7 @@ def warranty_view(warranty: Warranty) -> WarrantyPublic:
 
 
 def order_view(order: Order, caller: Actor) -> OrderPublic:
+    quote = order.quote
     return OrderPublic(
         order_id=order.order_id,
         stage=order.stage,
@@ -108,15 +153,52 @@ def order_view(order: Order, caller: Actor) -> OrderPublic:
         region=order.region,
         warranty=warranty_view(order.warranty),
         customer=customer_view(order.customer, personal=sees_personal_data(caller, order)),
+        fault=order.fault.description,
+        booked_at=order.booked_at,
+        claim_of=order.claim_of,
+        preferred_window=order.preferred_window,
         technician_id=order.technician_id,
         appointment=order.appointment,
+        diagnosis=order.diagnosis,
+        quote=QuotePublic(
+            items=list(quote.items),
+            parts=list(quote.parts),
+            visit_fee=quote.visit_fee,
+            total=quote.total,
+            status=quote.status,
+        )
+        if quote
+        else None,
+        service_record=order.service_record,
+        hazard=order.hazard,
         charges=ChargesPublic(
             currency=order.charges.currency,
             lines=list(order.charges.lines),
             total=order.charges.total,
         ),
-        sla={name: SlaClockPublic(**clock.model_dump()) for name, clock in order.sla.items()},
+        sla={
+            str(name): SlaClockPublic(
+                started_at=clock.started_at,
+                deadline=clock.deadline,
+                stopped_at=clock.stopped_at,
+                paused=clock.paused_at is not None,
+                breached=clock.breached,
+                breached_by=clock.breached_by,
+            )
+            for name, clock in order.sla.items()
+        },
+        sla_breached=order.sla_breached,
+        escalations=order.escalations,
         rework_count=order.rework_count,
-        booked_at=order.booked_at,
+        needs_reassignment=order.needs_reassignment,
+        acceptance=order.acceptance,
+        survey=order.survey,
+        warranty_window=WarrantyWindowPublic(ends_at=order.warranty_window_ends_at)
+        if order.warranty_window_ends_at
+        else None,
+        claims=order.claims,
+        open_claims=order.open_claims,
+        complaints=[],
+        cancellation_reason=order.cancellation_reason,
         timeline=order.timeline,
     )

@@ -271,11 +271,39 @@ class QuoteStatus(StrEnum):
     DECLINED = "declined"
 
 
+class PricedItem(Strict):
+    description: str
+    amount: Decimal
+
+
 class Quote(Strict):
     """A priced quote: labour items, parts at cost and, when chargeable, the visit fee."""
 
-    lines: tuple[ChargeLine, ...]
+    items: tuple[PricedItem, ...]
+    parts: tuple[QuotePart, ...]
+    visit_fee: Decimal | None = None
     status: QuoteStatus = QuoteStatus.PENDING
+
+    @property
+    def lines(self) -> tuple[ChargeLine, ...]:
+        labour = [
+            ChargeLine(kind="labour", description=i.description, amount=i.amount)
+            for i in self.items
+        ]
+        parts = [
+            ChargeLine(
+                kind="part",
+                description=f"{part.qty} x {part.part_no}",
+                amount=(part.unit_cost * part.qty).quantize(Decimal("0.01")),
+            )
+            for part in self.parts
+        ]
+        fee = (
+            []
+            if self.visit_fee is None
+            else [ChargeLine(kind="visit_fee", description="visit fee", amount=self.visit_fee)]
+        )
+        return (*labour, *parts, *fee)
 
     @property
     def total(self) -> Decimal:

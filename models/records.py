@@ -59,3 +59,27 @@ class IdempotencyKeyRow(SQLModel, table=True):
     request_hash: str = Field(max_length=64)
     order_id: str = Field(max_length=40)
     created_at: datetime = Field(sa_column=_utc_column())
+
+
+class NotificationRow(SQLModel, table=True):
+    """Every notification as rendered and handed to its channel; also the default outbox.
+
+    The unique `key` (minted in the workflow) makes a retried send land once.
+    """
+
+    __tablename__ = "notifications"
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(unique=True, max_length=200)
+    order_id: str = Field(index=True, max_length=40)
+    template: str = Field(max_length=64)
+    recipient: str = Field(max_length=32)
+    channel: str = Field(max_length=16)
+    locale: str = Field(max_length=8)
+    subject: str = Field(max_length=200)
+    body: str = Field(max_length=4000)
+    status: str = Field(max_length=16)  # "sent" | "failed"
+    error: str | None = Field(default=None, max_length=500)
+    created_at: datetime = Field(sa_column=_utc_column())
+    # Personal data (phone, email or technician id), erased with the order's other personal data.
+    destination: str | None = Field(default=None, max_length=254)

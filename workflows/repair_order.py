@@ -51,6 +51,7 @@ with workflow.unsafe.imports_passed_through():
         OrderInput,
         OrderOutcome,
         PartsInput,
+        PricedItem,
         Priority,
         Quote,
         QuoteRequest,
@@ -324,7 +325,7 @@ class RepairOrderWorkflow:
                 detail += f" (not covered: {input.diagnosis.warranty_exclusion})"
             self._log(str(input.actor), "diagnosed", detail)
             if input.quote is not None:
-                self.order.quote = Quote(lines=self._price(input.quote))
+                self.order.quote = self._price(input.quote)
                 self._log(str(input.actor), "quoted", f"{self.order.quote.total} {self._currency}")
                 self._notify(
                     Template.QUOTE_TO_APPROVE,
@@ -662,29 +663,20 @@ class RepairOrderWorkflow:
             kind="visit_fee", description="visit fee", amount=self.policy.charges.visit_fee
         )
 
-    def _price(self, request: QuoteRequest) -> tuple[ChargeLine, ...]:
+    def _price(self, request: QuoteRequest) -> Quote:
         """Labour by item (amount given or from the price list), parts at cost, the visit fee."""
         labour = self.policy.charges.labour
-        lines = [
-            ChargeLine(
-                kind="labour",
-                description=item.description,
-                amount=item.amount if item.amount is not None else labour[item.description],
-            )
-            for item in request.items
-        ]
-        lines += [
-            ChargeLine(
-                kind="part",
-                description=f"{part.qty} x {part.part_no}"
-                + (f" {part.description}" if part.description else ""),
-                amount=(part.unit_cost * part.qty).quantize(Decimal("0.01")),
-            )
-            for part in request.parts
-        ]
-        if self.order.chargeable:
-            lines.append(self._visit_fee())
-        return tuple(lines)
+        return Quote(
+            items=tuple(
+                PricedItem(
+                    description=item.description,
+                    amount=item.amount if item.amount is not None else labour[item.description],
+                )
+                for item in request.items
+            ),
+            parts=request.parts,
+            visit_fee=self.policy.charges.visit_fee if self.order.chargeable else None,
+        )
 
     def _settle_charges(self) -> None:
         """The approved quote is what the customer pays; without one, the repair is free."""

@@ -1,32 +1,120 @@
+"""Order routes: each turns one call into a workflow start, an update or a query."""
+
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Header, Response, status
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
+from temporalio.client import WorkflowHandle
+from temporalio.workflow import UpdateMethodMultiParam
 
-from api.deps import OrderHandle, SessionDep, SettingsDep, TemporalDep, VisibleOrder, role
+from api.deps import OrderHandle, SessionDep, SettingsDep, TemporalDep, VisibleOrder, may, role
 from api.errors import PROBLEM_JSON
 from api.orders import act_on_order, book, read_order
-from api.views import BookingCreated, OrderPublic, order_view, warranty_view
+from api.views import BookingCreated, ClaimCreatedPublic, OrderPublic, order_view, warranty_view
 from core.tokens import mint_token
-from models.order import Actor, Booking, CancelInput, Role, Stage, Text
+from models.order import (
+    AcceptanceInput,
+    Actor,
+    ActorInput,
+    AssignInput,
+    Booking,
+    CancelInput,
+    ClaimInput,
+    Diagnosis,
+    DiagnosisInput,
+    Exclusion,
+    HazardInput,
+    NoteInput,
+    Order,
+    PartRequest,
+    PartsInput,
+    QuoteRequest,
+    Role,
+    ServiceRecord,
+    ServiceRecordInput,
+    ShortText,
+    Stage,
+    Survey,
+    SurveyInput,
+    Text,
+    TimeWindow,
+    WindowInput,
+)
 from workflows.repair_order import RepairOrderWorkflow
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"])
+ArgT = TypeVar("ArgT")
 
 
-def _problems(*codes: int) -> dict[int | str, dict[str, object]]:
+def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"content": {PROBLEM_JSON: {}}, "description": "problem+json"} for code in codes}
 
 
+ACTION_PROBLEMS = _problems(401, 403, 404, 409, 422, 503)
+
 Staff = Annotated[Actor, Depends(role(Role.STAFF))]
-StaffOrCustomer = Annotated[Actor, Depends(role(Role.STAFF, Role.CUSTOMER))]
 AnyRole = Annotated[Actor, Depends(role(*Role))]
 
 
-class CancelBody(BaseModel):
+class Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class ReasonBody(Body):
     reason: Text
+
+
+class AssignBody(Body):
+    technician_id: ShortText
+
+
+class DiagnosisBody(Body):
+    fault_cause: Text
+    plan: Text
+    warranty_exclusion: Exclusion | None = None
+    quote: QuoteRequest | None = None
+
+
+class PartsBody(Body):
+    parts: tuple[PartRequest, ...]
+
+
+class HazardBody(Body):
+    description: Text
+
+
+class NoteBody(Body):
+    note: Text
+
+
+class AcceptanceBody(Body):
+    accepted: bool
+    reason: Text | None = None
+    signature: ShortText | None = None
+
+    @model_validator(mode="after")
+    def rejection_gives_a_reason(self) -> "AcceptanceBody":
+        if not self.accepted and self.reason is None:
+            raise ValueError("reason is required when the work is rejected")
+        return self
+
+
+class ClaimBody(Body):
+    description: Text
+
+
+async def _act(
+    handle: WorkflowHandle[Any, Any],
+    update: UpdateMethodMultiParam[[RepairOrderWorkflow, ArgT], Order],
+    arg: ArgT,
+    action: str,
+    caller: Actor,
+) -> OrderPublic:
+    return order_view(await act_on_order(handle, update, arg, action), caller)
+
+
+# ---- booking and reading -------------------------------------------------------------------
 
 
 @router.post(
@@ -78,12 +166,224 @@ async def get_order(order: VisibleOrder, caller: AnyRole) -> OrderPublic:
     return order_view(order, caller)
 
 
-@router.post("/{order_id}/cancel", responses=_problems(401, 403, 404, 409, 422, 503))
-async def cancel_order(
-    body: CancelBody, handle: OrderHandle, caller: StaffOrCustomer
+# ---- before check-in -------------------------------------------------------------------------
+
+
+@router.post("/{order_id}/reschedule", responses=ACTION_PROBLEMS)
+async def reschedule(
+    body: TimeWindow, handle: OrderHandle, caller: Annotated[Actor, Depends(may("reschedule"))]
 ) -> OrderPublic:
-    """Cancel before check-in."""
-    order = await act_on_order(
-        handle, RepairOrderWorkflow.cancel, CancelInput(actor=caller, reason=body.reason), "cancel"
+    """Move the visit window; the technician must confirm the new time."""
+    update = WindowInput(actor=caller, window=body)
+    return await _act(handle, RepairOrderWorkflow.reschedule, update, "reschedule", caller)
+
+
+@router.post("/{order_id}/cancel", responses=ACTION_PROBLEMS)
+async def cancel(
+    body: ReasonBody, handle: OrderHandle, caller: Annotated[Actor, Depends(may("cancel"))]
+) -> OrderPublic:
+    """Cancel before check-in (a supervisor also during a safety stop)."""
+    update = CancelInput(actor=caller, reason=body.reason)
+    return await _act(handle, RepairOrderWorkflow.cancel, update, "cancel", caller)
+
+
+@router.post("/{order_id}/assign", responses=ACTION_PROBLEMS)
+async def assign(
+    body: AssignBody, handle: OrderHandle, caller: Annotated[Actor, Depends(may("assign"))]
+) -> OrderPublic:
+    """Assign or reassign the order to a technician by hand."""
+    update = AssignInput(actor=caller, technician_id=body.technician_id)
+    return await _act(handle, RepairOrderWorkflow.assign, update, "assign", caller)
+
+
+@router.post("/{order_id}/appointment", responses=ACTION_PROBLEMS)
+async def confirm_appointment(
+    body: TimeWindow,
+    handle: OrderHandle,
+    caller: Annotated[Actor, Depends(may("confirm appointment"))],
+) -> OrderPublic:
+    """The assigned technician confirms the time agreed with the customer."""
+    update = WindowInput(actor=caller, window=body)
+    return await _act(
+        handle, RepairOrderWorkflow.confirm_appointment, update, "confirm appointment", caller
     )
-    return order_view(order, caller)
+
+
+# ---- on site ---------------------------------------------------------------------------------
+
+
+@router.post("/{order_id}/check-in", responses=ACTION_PROBLEMS)
+async def check_in(
+    handle: OrderHandle, caller: Annotated[Actor, Depends(may("check in"))]
+) -> OrderPublic:
+    """The technician has arrived."""
+    return await _act(
+        handle, RepairOrderWorkflow.check_in, ActorInput(actor=caller), "check in", caller
+    )
+
+
+@router.post("/{order_id}/diagnosis", responses=ACTION_PROBLEMS)
+async def diagnose(
+    body: DiagnosisBody, handle: OrderHandle, caller: Annotated[Actor, Depends(may("diagnose"))]
+) -> OrderPublic:
+    """The fault found, the plan and, where the customer pays, the quote to approve."""
+    update = DiagnosisInput(
+        actor=caller,
+        diagnosis=Diagnosis(
+            fault_cause=body.fault_cause, plan=body.plan, warranty_exclusion=body.warranty_exclusion
+        ),
+        quote=body.quote,
+    )
+    return await _act(handle, RepairOrderWorkflow.diagnose, update, "diagnose", caller)
+
+
+@router.post("/{order_id}/quote/approve", responses=ACTION_PROBLEMS)
+async def approve_quote(
+    handle: OrderHandle, caller: Annotated[Actor, Depends(may("approve the quote"))]
+) -> OrderPublic:
+    """The customer consents to the quote."""
+    update = ActorInput(actor=caller)
+    return await _act(
+        handle, RepairOrderWorkflow.approve_quote, update, "approve the quote", caller
+    )
+
+
+@router.post("/{order_id}/quote/decline", responses=ACTION_PROBLEMS)
+async def decline_quote(
+    handle: OrderHandle, caller: Annotated[Actor, Depends(may("decline the quote"))]
+) -> OrderPublic:
+    """The customer declines: only the visit fee is due and the order closes."""
+    update = ActorInput(actor=caller)
+    return await _act(
+        handle, RepairOrderWorkflow.decline_quote, update, "decline the quote", caller
+    )
+
+
+@router.post("/{order_id}/parts", responses=ACTION_PROBLEMS)
+async def request_parts(
+    body: PartsBody, handle: OrderHandle, caller: Annotated[Actor, Depends(may("request parts"))]
+) -> OrderPublic:
+    """A part is needed; the order waits for it."""
+    update = PartsInput(actor=caller, parts=body.parts)
+    return await _act(handle, RepairOrderWorkflow.request_parts, update, "request parts", caller)
+
+
+@router.post("/{order_id}/parts/arrived", responses=ACTION_PROBLEMS)
+async def parts_arrived(
+    handle: OrderHandle, caller: Annotated[Actor, Depends(may("record parts arrival"))]
+) -> OrderPublic:
+    """The parts are here; back on site."""
+    update = ActorInput(actor=caller)
+    return await _act(
+        handle, RepairOrderWorkflow.parts_arrived, update, "record parts arrival", caller
+    )
+
+
+@router.post("/{order_id}/workshop", responses=ACTION_PROBLEMS)
+async def to_workshop(
+    handle: OrderHandle, caller: Annotated[Actor, Depends(may("take to the workshop"))]
+) -> OrderPublic:
+    """A complex fault: the device goes to the workshop."""
+    update = ActorInput(actor=caller)
+    return await _act(
+        handle, RepairOrderWorkflow.to_workshop, update, "take to the workshop", caller
+    )
+
+
+@router.post("/{order_id}/workshop/return", responses=ACTION_PROBLEMS)
+async def back_from_workshop(
+    handle: OrderHandle, caller: Annotated[Actor, Depends(may("return from the workshop"))]
+) -> OrderPublic:
+    """The device is back on site."""
+    update = ActorInput(actor=caller)
+    return await _act(
+        handle, RepairOrderWorkflow.back_from_workshop, update, "return from the workshop", caller
+    )
+
+
+@router.post("/{order_id}/hazard", responses=ACTION_PROBLEMS)
+async def report_hazard(
+    body: HazardBody, handle: OrderHandle, caller: Annotated[Actor, Depends(may("report a hazard"))]
+) -> OrderPublic:
+    """Gas, live electricity, structural danger: all work stops."""
+    update = HazardInput(actor=caller, description=body.description)
+    return await _act(handle, RepairOrderWorkflow.report_hazard, update, "report a hazard", caller)
+
+
+@router.post("/{order_id}/hazard/clear", responses=ACTION_PROBLEMS)
+async def clear_hazard(
+    body: NoteBody, handle: OrderHandle, caller: Annotated[Actor, Depends(may("clear the hazard"))]
+) -> OrderPublic:
+    """A supervisor declares the site safe again."""
+    update = NoteInput(actor=caller, note=body.note)
+    return await _act(handle, RepairOrderWorkflow.clear_hazard, update, "clear the hazard", caller)
+
+
+@router.post("/{order_id}/service-record", responses=ACTION_PROBLEMS)
+async def submit_service_record(
+    body: ServiceRecord,
+    handle: OrderHandle,
+    caller: Annotated[Actor, Depends(may("submit the service record"))],
+) -> OrderPublic:
+    """What was repaired, how, with which parts, in how long, with photos."""
+    update = ServiceRecordInput(actor=caller, record=body)
+    return await _act(
+        handle,
+        RepairOrderWorkflow.submit_service_record,
+        update,
+        "submit the service record",
+        caller,
+    )
+
+
+@router.post("/{order_id}/complete", responses=ACTION_PROBLEMS)
+async def complete(
+    handle: OrderHandle, caller: Annotated[Actor, Depends(may("complete"))]
+) -> OrderPublic:
+    """Work finished: needs the service record and, where there is a quote, its approval."""
+    return await _act(
+        handle, RepairOrderWorkflow.complete, ActorInput(actor=caller), "complete", caller
+    )
+
+
+# ---- after the work --------------------------------------------------------------------------
+
+
+@router.post("/{order_id}/acceptance", responses=ACTION_PROBLEMS)
+async def record_acceptance(
+    body: AcceptanceBody,
+    handle: OrderHandle,
+    caller: Annotated[Actor, Depends(may("record acceptance"))],
+) -> OrderPublic:
+    """The customer accepts the work, or rejects it with a reason (rework)."""
+    update = AcceptanceInput(
+        actor=caller, accepted=body.accepted, reason=body.reason, signature=body.signature
+    )
+    return await _act(
+        handle, RepairOrderWorkflow.record_acceptance, update, "record acceptance", caller
+    )
+
+
+@router.post("/{order_id}/survey", responses=ACTION_PROBLEMS)
+async def answer_survey(
+    body: Survey, handle: OrderHandle, caller: Annotated[Actor, Depends(may("answer the survey"))]
+) -> OrderPublic:
+    """Satisfaction, 1-5 on attitude, quality, result and speed."""
+    update = SurveyInput(actor=caller, survey=body)
+    return await _act(
+        handle, RepairOrderWorkflow.answer_survey, update, "answer the survey", caller
+    )
+
+
+@router.post(
+    "/{order_id}/warranty-claims", status_code=status.HTTP_201_CREATED, responses=ACTION_PROBLEMS
+)
+async def claim_warranty(
+    body: ClaimBody, handle: OrderHandle, caller: Annotated[Actor, Depends(may("claim warranty"))]
+) -> ClaimCreatedPublic:
+    """The same fault is back within the warranty window: a free re-repair order is started."""
+    update = ClaimInput(actor=caller, description=body.description)
+    created = await act_on_order(
+        handle, RepairOrderWorkflow.claim_warranty, update, "claim warranty"
+    )
+    return ClaimCreatedPublic(claim_order_id=created.claim_order_id)
