@@ -8,6 +8,7 @@ import structlog
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.notifications import NotificationActivities
 from activities.records import RecordActivities
 from core.db import create_engine, prepare_schema
 from core.log import configure_logging
@@ -20,12 +21,17 @@ log = structlog.get_logger("worker")
 WORKFLOWS = [RepairOrderWorkflow]
 
 
-def build_worker(client: Client, settings: Settings, records: RecordActivities) -> Worker:
+def build_worker(
+    client: Client,
+    settings: Settings,
+    records: RecordActivities,
+    notifications: NotificationActivities,
+) -> Worker:
     return Worker(
         client,
         task_queue=settings.task_queue,
         workflows=WORKFLOWS,
-        activities=[records.record_order_event],
+        activities=[records.record_order_event, notifications.send_notification],
     )
 
 
@@ -37,7 +43,10 @@ async def run_worker(settings: Settings) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         asyncio.get_running_loop().add_signal_handler(signum, stop.set)
     try:
-        async with build_worker(client, settings, RecordActivities(engine)):
+        worker = build_worker(
+            client, settings, RecordActivities(engine), NotificationActivities(engine)
+        )
+        async with worker:
             log.info("worker started", task_queue=settings.task_queue)
             await stop.wait()
             log.info("worker stopping")

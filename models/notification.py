@@ -32,6 +32,7 @@ class Template(StrEnum):
     CONTACT_CUSTOMER_REMINDER = "contact_customer_reminder"
     JOB_WITHDRAWN = "job_withdrawn"
     REWORK_REQUESTED = "rework_requested"
+    APPOINTMENT_CHANGED = "appointment_changed"
     # staff, supervisor, quality manager
     ESCALATION = "escalation"
 

@@ -1,14 +1,31 @@
 """SQLModel tables of the records store. They never leave the records layer or reach a workflow."""
 
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 
-from sqlalchemy import Column, DateTime, Numeric, UniqueConstraint
+from sqlalchemy import Column, DateTime, Dialect, Numeric, TypeDecorator, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
+class UtcDateTime(TypeDecorator[datetime]):
+    """Instants stored in UTC and read back aware: SQLite would drop the offset."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 def _utc_column(*, index: bool = False, nullable: bool = False) -> Column[datetime]:
-    return Column(DateTime(timezone=True), index=index, nullable=nullable)
+    return Column(UtcDateTime(), index=index, nullable=nullable)
 
 
 class OrderRow(SQLModel, table=True):

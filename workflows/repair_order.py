@@ -12,6 +12,7 @@ from contextlib import suppress
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
@@ -62,6 +63,7 @@ with workflow.unsafe.imports_passed_through():
         SlaClock,
         Stage,
         SurveyInput,
+        TimeWindow,
         WarrantyStatus,
         WindowInput,
         owns_order,
@@ -78,10 +80,11 @@ EFFECT_RETRY = RetryPolicy(
 )
 WARRANTY_REMINDER_BEFORE = timedelta(days=7)
 ON_SITE_WORK = frozenset({Stage.ON_SITE, Stage.WAITING_PARTS, Stage.IN_WORKSHOP})
+# Escalation reasons are codes: the timeline shows them, the notification words them per locale.
 ESCALATING_CLOCKS = {
-    Clock.RESPONSE: "no technician has accepted the order in time",
-    Clock.WORKSHOP_REPAIR: "the workshop repair is overdue",
-    Clock.PARTS_DISPATCH: "the parts have not arrived in time",
+    Clock.RESPONSE: "response_overdue",
+    Clock.WORKSHOP_REPAIR: "workshop_overdue",
+    Clock.PARTS_DISPATCH: "parts_overdue",
 }
 
 
@@ -198,7 +201,9 @@ class RepairOrderWorkflow:
         remind_at = ends_at - WARRANTY_REMINDER_BEFORE
         if remind_at - workflow.now() >= WARRANTY_REMINDER_BEFORE:  # only in a window worth it
             await workflow.sleep(remind_at - workflow.now())
-            self._notify(Template.WARRANTY_REMINDER, Recipient.CUSTOMER, ends_at=ends_at)
+            self._notify(
+                Template.WARRANTY_REMINDER, Recipient.CUSTOMER, ends_at=self._local(ends_at)
+            )
         await workflow.sleep(max(ends_at - workflow.now(), timedelta(0)))
         await workflow.wait_condition(lambda: not self.order.open_claims)
         async with self._lock:
@@ -220,7 +225,11 @@ class RepairOrderWorkflow:
             self._move_deadline(Clock.ARRIVAL, input.window.end)
             self._log(str(input.actor), "rescheduled", self._window_text(input.window))
             if self.order.technician_id:
-                self._notify(Template.JOB_ASSIGNED, Recipient.TECHNICIAN, reason="rescheduled")
+                self._notify(
+                    Template.APPOINTMENT_CHANGED,
+                    Recipient.TECHNICIAN,
+                    window=self._window_text(input.window),
+                )
         return self.order
 
     @reschedule.validator
@@ -447,7 +456,7 @@ class RepairOrderWorkflow:
             self.order.hazard = input.description
             self._pause_clock(Clock.GENERAL_REPAIR)
             self._move_to(Stage.SAFETY_STOP, str(input.actor), input.description)
-            self._escalate("safety stop: " + input.description, "supervisor")
+            self._escalate("safety_stop", "supervisor")
         return self.order
 
     @report_hazard.validator
@@ -591,7 +600,7 @@ class RepairOrderWorkflow:
         if self.order.rework_count > self.policy.visit.max_rework:
             self.order.needs_reassignment = True
             self._move_to(Stage.DISPATCHING, actor, f"rejected again: {reason}")
-            self._escalate(f"rejected after {self.order.rework_count - 1} reworks", "supervisor")
+            self._escalate("rework_limit", "supervisor")
         else:
             self._move_to(
                 Stage.ON_SITE, actor, f"rejected, rework {self.order.rework_count}: {reason}"
@@ -867,5 +876,9 @@ class RepairOrderWorkflow:
                 self._log(SYSTEM, "notification failed", f"{queue[0].template}: {error.cause}")
             queue.popleft()
 
-    def _window_text(self, window: Any) -> str:
-        return f"{window.start.isoformat()} - {window.end.isoformat()}"
+    def _local(self, moment: datetime) -> str:
+        """A time as the operator's customers read it: local, to the minute."""
+        return f"{moment.astimezone(ZoneInfo(self.policy.timezone)):%Y-%m-%d %H:%M}"
+
+    def _window_text(self, window: TimeWindow) -> str:
+        return f"{self._local(window.start)} - {self._local(window.end)}"

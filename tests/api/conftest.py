@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from activities.notifications import NotificationActivities
 from activities.records import RecordActivities
 from api.main import create_app
 from core.db import create_engine, prepare_schema
@@ -50,7 +51,13 @@ async def records_engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
 async def worker(
     dev_server_env: WorkflowEnvironment, settings: Settings, records_engine: AsyncEngine
 ) -> AsyncIterator[None]:
-    async with build_worker(dev_server_env.client, settings, RecordActivities(records_engine)):
+    worker = build_worker(
+        dev_server_env.client,
+        settings,
+        RecordActivities(records_engine),
+        NotificationActivities(records_engine),
+    )
+    async with worker:
         yield
 
 

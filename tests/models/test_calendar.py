@@ -118,7 +118,7 @@ class TestAdd:
         """A start without a time zone is a programming error, not a guess."""
         calendar = create_calendar()
         with pytest.raises(ValueError, match="no time zone"):
-            calendar.add(datetime(2025, 6, 13, 10, 0), timedelta(hours=1))
+            calendar.add(datetime(2025, 6, 13, 10, 0), timedelta(hours=1))  # noqa: DTZ001 - naive on purpose
 
     def test_negative_amount_is_refused(self) -> None:
         """Business time cannot be counted backwards."""
@@ -250,7 +250,7 @@ class TestBetween:
         """An end without a time zone is a programming error, not a guess."""
         calendar = create_calendar()
         with pytest.raises(ValueError, match="no time zone"):
-            calendar.between(shanghai("2025-06-13 09:00"), datetime(2025, 6, 13, 10))
+            calendar.between(shanghai("2025-06-13 09:00"), datetime(2025, 6, 13, 10))  # noqa: DTZ001 - naive on purpose
 
     @pytest.mark.parametrize(
         ("timezone", "business_hours", "start", "amount"),
@@ -323,7 +323,7 @@ class TestIsOpen:
     def test_naive_instant_is_refused(self) -> None:
         """An instant without a time zone is a programming error, not a guess."""
         with pytest.raises(ValueError, match="no time zone"):
-            create_calendar().is_open(datetime(2025, 6, 13, 12))
+            create_calendar().is_open(datetime(2025, 6, 13, 12))  # noqa: DTZ001 - naive on purpose
 
 
 class TestDeadline:
@@ -392,4 +392,4 @@ class TestDeadline:
     def test_naive_start_is_refused_for_wall_clock_durations(self) -> None:
         """A start without a time zone is refused even when no calendar is needed."""
         with pytest.raises(ValueError, match="no time zone"):
-            create_policy().deadline(datetime(2025, 6, 13, 10), parse_duration("1h"))
+            create_policy().deadline(datetime(2025, 6, 13, 10), parse_duration("1h"))  # noqa: DTZ001 - naive on purpose

@@ -1,0 +1,424 @@
+# ruff: noqa: RUF001 - Chinese text is written with full-width punctuation, as it should be
+"""Notifications: render a template in the recipient's language and hand it to a channel.
+
+Every message is written to the `notifications` table under the key the workflow minted, so a
+retried activity sends it once. The default channel sends nothing further: that table is the
+outbox a relay (or a person) works from. SMS, email and webhook providers plug in later as
+`Channel`s, registered by channel name.
+
+Rendering fills a template's `{placeholders}` from `NotificationInput.params`; `order_id` is
+always the input's own. A placeholder the workflow did not pass renders as "—" and is named in
+the log line's `missing_params`: a message is never lost to a missing value.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Final, Literal, NamedTuple, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlmodel import select
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from models.notification import NotificationInput, Recipient, Template
+from models.records import NotificationRow
+
+Locale = Literal["zh", "en"]
+ChannelName = Literal["sms", "email", "internal"]
+CHANNEL_NAMES: Final[tuple[ChannelName, ...]] = ("sms", "email", "internal")
+
+SENT: Final = "sent"
+FAILED: Final = "failed"
+MISSING: Final = "—"
+
+
+class Wording(NamedTuple):
+    subject: str
+    body: str
+
+
+TEMPLATES: Final[Mapping[Template, Mapping[Locale, Wording]]] = {
+    # customer
+    Template.BOOKING_CONFIRMED: {
+        "zh": Wording(
+            "报修已受理",
+            "您的报修单 {order_id} 已受理，我们正在为您安排维修师傅，请保持电话畅通。",
+        ),
+        "en": Wording(
+            "Repair request received",
+            "Your repair order {order_id} has been received. We are arranging a technician"
+            " for you; please keep your phone on.",
+        ),
+    },
+    Template.TECHNICIAN_ASSIGNED: {
+        "zh": Wording(
+            "已为您安排维修师傅",
+            "您的报修单 {order_id} 已由工号 {technician_id} 的师傅接单，"
+            "师傅将尽快与您联系，确认上门时间。",
+        ),
+        "en": Wording(
+            "A technician is on your job",
+            "Technician {technician_id} has taken repair order {order_id} and will contact"
+            " you soon to agree a visit time.",
+        ),
+    },
+    Template.APPOINTMENT_CONFIRMED: {
+        "zh": Wording(
+            "上门时间已确认",
+            "您的报修单 {order_id} 已预约上门，时间为 {window}，届时请确保家中有人。",
+        ),
+        "en": Wording(
+            "Visit booked",
+            "The technician will come for repair order {order_id} during {window}."
+            " Please make sure someone is at home.",
+        ),
+    },
+    Template.DELAY: {
+        "zh": Wording(
+            "上门时间延误",
+            "非常抱歉，您的报修单 {order_id} 的维修师傅未能按约定时间上门。"
+            "我们正在督促跟进，会尽快与您联系。",
+        ),
+        "en": Wording(
+            "Your visit is running late",
+            "We are sorry: the technician for repair order {order_id} has not arrived on time."
+            " We are following up and will contact you shortly.",
+        ),
+    },
+    Template.QUOTE_TO_APPROVE: {
+        "zh": Wording(
+            "维修报价待您确认",
+            "您的报修单 {order_id} 经师傅检测需收费维修，报价合计 {total}。"
+            "请确认是否同意维修，您同意之前不会进行任何收费项目。",
+        ),
+        "en": Wording(
+            "Please approve the quote",
+            "Repair order {order_id} needs chargeable work; the quote comes to {total}."
+            " Please approve or decline it. No chargeable work is done before you approve.",
+        ),
+    },
+    Template.WORK_DONE: {
+        "zh": Wording(
+            "维修已完成，请验收",
+            "您的报修单 {order_id} 已维修完成，费用合计 {total}。"
+            "请确认验收，如有问题请直接提出；逾期未反馈将视为验收通过。",
+        ),
+        "en": Wording(
+            "Repair finished: please accept",
+            "The repair for order {order_id} is finished; the charges come to {total}."
+            " Please accept the work or tell us what is wrong; if we hear nothing in time,"
+            " the work counts as accepted.",
+        ),
+    },
+    Template.SURVEY: {
+        "zh": Wording(
+            "邀请您评价本次服务",
+            "感谢您使用我们的维修服务！请从服务态度、维修质量、维修效果和响应速度四个方面"
+            "为报修单 {order_id} 打分（1–5 分），您的意见将帮助我们做得更好。",
+        ),
+        "en": Wording(
+            "How did we do?",
+            "Thank you for using our repair service. Please rate order {order_id} for"
+            " attitude, quality, result and speed, from 1 to 5; your answers help us improve.",
+        ),
+    },
+    Template.WARRANTY_REMINDER: {
+        "zh": Wording(
+            "保修期即将到期",
+            "您的报修单 {order_id} 的维修保修期将于 {ends_at} 到期。"
+            "到期前如同一故障再次出现，可免费报修。",
+        ),
+        "en": Wording(
+            "Your repair warranty ends soon",
+            "The repair warranty for order {order_id} ends on {ends_at}. If the same fault"
+            " comes back before then, we repair it free of charge.",
+        ),
+    },
+    Template.ORDER_CANCELLED: {
+        "zh": Wording(
+            "报修单已取消",
+            "您的报修单 {order_id} 已取消，原因：{reason}。如需再次报修，欢迎随时联系我们。",
+        ),
+        "en": Wording(
+            "Repair order cancelled",
+            "Repair order {order_id} has been cancelled. Reason: {reason}."
+            " Contact us any time if you need a repair again.",
+        ),
+    },
+    Template.COMPLAINT_UPDATE: {
+        "zh": Wording(
+            "投诉处理进展",
+            "您就报修单 {order_id} 提出的投诉（编号 {complaint_id}）有新进展：{update}",
+        ),
+        "en": Wording(
+            "Update on your complaint",
+            "Your complaint {complaint_id} about repair order {order_id} has an update: {update}",
+        ),
+    },
+    # technician
+    Template.JOB_OFFERED: {
+        "zh": Wording(
+            "新工单待接",
+            "有新工单 {order_id} 派给您，请在 {deadline} 前接单或拒单，逾期将转派其他师傅。",
+        ),
+        "en": Wording(
+            "New job offer",
+            "Job {order_id} is offered to you. Please accept or decline by {deadline};"
+            " after that it goes to another technician.",
+        ),
+    },
+    Template.JOB_ASSIGNED: {
+        "zh": Wording(
+            "工单已派给您",
+            "工单 {order_id} 已派给您，请尽快联系客户确认上门时间。",
+        ),
+        "en": Wording(
+            "Job assigned to you",
+            "Job {order_id} is assigned to you. Please contact the customer soon to agree"
+            " a visit time.",
+        ),
+    },
+    Template.CONTACT_CUSTOMER_REMINDER: {
+        "zh": Wording(
+            "请尽快联系客户",
+            "工单 {order_id} 尚未确认上门时间，请在 {deadline} 前联系客户确认，"
+            "逾期将转交客服跟进。",
+        ),
+        "en": Wording(
+            "Reminder: contact the customer",
+            "Job {order_id} has no agreed visit time yet. Please contact the customer by"
+            " {deadline}; after that customer service takes over.",
+        ),
+    },
+    Template.JOB_WITHDRAWN: {
+        "zh": Wording(
+            "工单已撤回",
+            "工单 {order_id} 已从您的任务中撤回（{reason}），无需再上门。",
+        ),
+        "en": Wording(
+            "Job withdrawn",
+            "Job {order_id} has been withdrawn from you ({reason}); no visit is needed.",
+        ),
+    },
+    Template.REWORK_REQUESTED: {
+        "zh": Wording(
+            "客户要求返修",
+            "客户未通过工单 {order_id} 的验收，原因：{reason}。请尽快联系客户安排返修。",
+        ),
+        "en": Wording(
+            "Rework requested",
+            "The customer did not accept the work on job {order_id}. Reason: {reason}."
+            " Please contact the customer to arrange the rework.",
+        ),
+    },
+    Template.APPOINTMENT_CHANGED: {
+        "zh": Wording(
+            "客户已改约",
+            "工单 {order_id} 的客户已改约，期望时间：{window}。请重新与客户确认上门时间。",
+        ),
+        "en": Wording(
+            "The customer rescheduled",
+            "The customer of job {order_id} asked for a new time: {window}."
+            " Please confirm the visit with the customer again.",
+        ),
+    },
+    # staff, supervisor, quality manager
+    Template.ESCALATION: {
+        "zh": Wording(
+            "工单已升级",
+            "工单 {order_id} 已升级由您处理，原因：{reason}。请尽快跟进。",
+        ),
+        "en": Wording(
+            "Order escalated to you",
+            "Order {order_id} has been escalated to you. Reason: {reason}."
+            " Please follow up promptly.",
+        ),
+    },
+}
+
+# Reasons the workflow passes as codes; any other reason is someone's own words, shown as is.
+REASONS: Final[Mapping[str, Mapping[Locale, str]]] = {
+    "cancelled": {"zh": "订单已取消", "en": "the order was cancelled"},
+    "reassigned": {"zh": "已改派其他师傅", "en": "it was reassigned to another technician"},
+    "response_overdue": {
+        "zh": "超时无师傅接单",
+        "en": "no technician has accepted the order in time",
+    },
+    "workshop_overdue": {"zh": "返厂维修超时", "en": "the workshop repair is overdue"},
+    "parts_overdue": {"zh": "配件未按时到达", "en": "the parts have not arrived in time"},
+    "safety_stop": {"zh": "现场存在安全隐患，已停工", "en": "work stopped for a safety hazard"},
+    "rework_limit": {
+        "zh": "客户多次拒绝验收，需要改派",
+        "en": "the customer rejected the rework again; reassign the order",
+    },
+}
+
+
+class Rendered(NamedTuple):
+    subject: str
+    body: str
+    missing: tuple[str, ...]
+
+
+class _Params(dict[str, str]):
+    """The workflow's params; a name it did not pass renders as MISSING and is remembered."""
+
+    def __init__(self, params: Mapping[str, str]) -> None:
+        super().__init__(params)
+        self.missing: dict[str, None] = {}
+
+    def __missing__(self, name: str) -> str:
+        self.missing[name] = None
+        return MISSING
+
+
+def render(template: Template, locale: Locale, params: Mapping[str, str]) -> Rendered:
+    wording = TEMPLATES[template][locale]
+    values = _Params(params)
+    reason = params.get("reason")
+    if reason is not None and reason in REASONS:
+        values["reason"] = REASONS[reason][locale]
+    subject, body = wording.subject.format_map(values), wording.body.format_map(values)
+    return Rendered(subject, body, tuple(values.missing))
+
+
+class Route(NamedTuple):
+    channel: ChannelName
+    destination: str | None  # None: nowhere to send it
+
+
+def route(input: NotificationInput) -> Route:
+    """Customers by SMS, by email if only that is known; technicians and staff internally."""
+    match input.recipient:
+        case Recipient.CUSTOMER if input.to.phone:
+            return Route("sms", input.to.phone)
+        case Recipient.CUSTOMER if input.to.email:
+            return Route("email", input.to.email)
+        case Recipient.CUSTOMER:
+            return Route("sms", None)
+        case Recipient.TECHNICIAN:
+            return Route("internal", input.to.technician_id)
+        case _:
+            return Route("internal", input.recipient.value)
+
+
+@dataclass(frozen=True)
+class Message:
+    """A rendered notification for one destination: what a channel delivers."""
+
+    key: str  # providers that deduplicate get it as their idempotency key
+    order_id: str
+    template: Template
+    recipient: Recipient
+    locale: Locale
+    channel: ChannelName
+    destination: str  # personal data: never log it
+    subject: str
+    body: str  # may quote someone's own words: never log it
+
+
+class Channel(Protocol):
+    async def deliver(self, message: Message) -> None:
+        """Hand the message over; raising leaves no record, so the activity's retry sends it."""
+
+
+class OutboxChannel:
+    """Sends nothing itself: the row the activity writes to `notifications` is the outbox."""
+
+    async def deliver(self, message: Message) -> None:
+        return None
+
+
+class NotificationActivities:
+    def __init__(
+        self, engine: AsyncEngine, channels: Mapping[ChannelName, Channel] | None = None
+    ) -> None:
+        """`channels` replaces the outbox for the names it lists (a provider per channel)."""
+        self.engine = engine
+        outbox = OutboxChannel()
+        self.channels: dict[ChannelName, Channel] = {name: outbox for name in CHANNEL_NAMES}
+        self.channels.update(channels or {})
+
+    @activity.defn(name="send_notification")
+    async def send_notification(self, input: NotificationInput) -> None:
+        """Render the message, deliver it and record it, once per key."""
+        recorded = await self._recorded_status(input.key)
+        if recorded == FAILED:
+            raise undeliverable(input)
+        if recorded is not None:
+            activity.logger.info("notification already sent", extra={"key": input.key})
+            return
+        channel, destination = route(input)
+        text = render(input.template, input.locale, input.params | {"order_id": input.order_id})
+        if destination is None:
+            error = f"no contact for the {input.recipient}"
+            await self._record(input, channel, None, text, FAILED, error)
+            raise undeliverable(input)
+        message = Message(
+            key=input.key,
+            order_id=input.order_id,
+            template=input.template,
+            recipient=input.recipient,
+            locale=input.locale,
+            channel=channel,
+            destination=destination,
+            subject=text.subject,
+            body=text.body,
+        )
+        await self.channels[channel].deliver(message)
+        await self._record(input, channel, destination, text, SENT)
+        activity.logger.info(
+            "notification sent",
+            extra={
+                "key": input.key,
+                "order_id": input.order_id,
+                "template": input.template.value,
+                "recipient": input.recipient.value,
+                "channel": channel,
+                "missing_params": list(text.missing),
+            },
+        )
+
+    async def _recorded_status(self, key: str) -> str | None:
+        async with AsyncSession(self.engine) as session:
+            return await session.scalar(
+                select(NotificationRow.status).where(NotificationRow.key == key)
+            )
+
+    async def _record(
+        self,
+        input: NotificationInput,
+        channel: ChannelName,
+        destination: str | None,
+        text: Rendered,
+        status: str,
+        error: str | None = None,
+    ) -> None:
+        """Insert the row; a concurrent attempt with the same key fails on the unique key."""
+        async with AsyncSession(self.engine) as session, session.begin():
+            session.add(
+                NotificationRow(
+                    key=input.key,
+                    order_id=input.order_id,
+                    template=input.template.value,
+                    recipient=input.recipient.value,
+                    channel=channel,
+                    locale=input.locale,
+                    destination=destination,
+                    subject=text.subject,
+                    body=text.body,
+                    status=status,
+                    error=error,
+                    created_at=datetime.now(UTC),
+                )
+            )
+
+
+def undeliverable(input: NotificationInput) -> ApplicationError:
+    """Names the message, never its recipient: the error is logged and kept in the history."""
+    return ApplicationError(
+        f"notification {input.key} ({input.template}) has no contact for the {input.recipient}",
+        type="UndeliverableNotification",
+        non_retryable=True,
+    )

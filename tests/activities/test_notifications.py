@@ -1,0 +1,259 @@
+import io
+import json
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlmodel import col, select
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+from activities.notifications import (
+    MISSING,
+    Locale,
+    Message,
+    NotificationActivities,
+    render,
+)
+from core.db import create_engine, prepare_schema
+from models.notification import Contact, NotificationInput, Recipient, Template
+from models.records import NotificationRow
+
+PHONE = "+86 138 0013 8000"
+EMAIL = "li.wei@example.com"
+# One value for every placeholder any template uses.
+PARAMS = {
+    "order_id": "RF261120-ABC123",
+    "technician_id": "T-0042",
+    "window": "2026-11-21 09:00 - 11:00",
+    "total": "180.00 CNY",
+    "reason": "no one at home",
+    "ends_at": "2027-02-19",
+    "deadline": "2026-11-20 10:15",
+    "complaint_id": "RF261120-ABC123-C1",
+    "update": "acknowledged",
+}
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+def create_notification_input(**overrides: Any) -> NotificationInput:
+    fields: dict[str, Any] = {
+        "key": "RF261120-ABC123:1:booking_confirmed:customer",
+        "order_id": "RF261120-ABC123",
+        "template": Template.BOOKING_CONFIRMED,
+        "recipient": Recipient.CUSTOMER,
+        "to": Contact(phone=PHONE, email=EMAIL),
+    }
+    return NotificationInput(**(fields | overrides))
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(f"sqlite:///{tmp_path / 'records.db'}")
+    await prepare_schema(engine)
+    yield engine
+    await engine.dispose()
+
+
+async def send(activities: NotificationActivities, input: NotificationInput) -> None:
+    await ActivityEnvironment().run(activities.send_notification, input)
+
+
+async def notification_rows(engine: AsyncEngine) -> list[NotificationRow]:
+    async with AsyncSession(engine) as session:
+        return list(
+            await session.scalars(select(NotificationRow).order_by(col(NotificationRow.id)))
+        )
+
+
+def sent_lines(output: io.StringIO) -> list[dict[str, Any]]:
+    lines = [json.loads(line) for line in output.getvalue().splitlines()]
+    return [line for line in lines if line["event"].startswith("notification sent")]
+
+
+@dataclass
+class RecordingChannel:
+    """A provider that takes every message, and can be told to fail the first few."""
+
+    failures: int = 0
+    delivered: list[Message] = field(default_factory=list)
+
+    async def deliver(self, message: Message) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("provider unavailable")
+        self.delivered.append(message)
+
+
+class TestRender:
+    @pytest.mark.parametrize("locale", ["zh", "en"])
+    @pytest.mark.parametrize("template", list(Template))
+    def test_every_template_reads_whole_in_both_languages(
+        self, template: Template, locale: Locale
+    ) -> None:
+        """Each message comes out complete in Chinese and in English: no gaps, no braces."""
+        text = render(template, locale, PARAMS)
+        for part in (text.subject, text.body):
+            assert part
+            assert not re.search(r"[{}]", part)
+            assert MISSING not in part
+            assert bool(CJK.search(part)) == (locale == "zh")
+        assert PARAMS["order_id"] in text.body
+        assert text.missing == ()
+
+    def test_missing_param_shows_a_dash_and_is_named(self) -> None:
+        """A message the workflow forgot a value for is still sent, with a dash in its place."""
+        text = render(Template.ORDER_CANCELLED, "zh", {"order_id": "RF261120-ABC123"})
+        assert text.body == (
+            "您的报修单 RF261120-ABC123 已取消，原因：—。如需再次报修，欢迎随时联系我们。"  # noqa: RUF001
+        )
+        assert text.missing == ("reason",)
+
+    @pytest.mark.parametrize(
+        ("locale", "wording"),
+        [("zh", "已改派其他师傅"), ("en", "it was reassigned to another technician")],
+    )
+    def test_reason_codes_are_put_into_words(self, locale: Locale, wording: str) -> None:
+        """A technician reads why a job was taken away in their language, not as a code."""
+        text = render(Template.JOB_WITHDRAWN, locale, PARAMS | {"reason": "reassigned"})
+        assert wording in text.body
+        assert "reassigned)" not in text.body
+
+
+class TestSendNotification:
+    async def test_customer_message_lands_in_the_outbox_in_chinese(
+        self, engine: AsyncEngine
+    ) -> None:
+        """A customer is written to in Chinese by default, by SMS to their phone."""
+        await send(NotificationActivities(engine), create_notification_input())
+        (row,) = await notification_rows(engine)
+        assert (row.status, row.channel, row.destination, row.locale) == (
+            "sent",
+            "sms",
+            PHONE,
+            "zh",
+        )
+        assert row.subject == "报修已受理"
+        assert row.body == (
+            "您的报修单 RF261120-ABC123 已受理，我们正在为您安排维修师傅，请保持电话畅通。"  # noqa: RUF001
+        )
+        assert (row.template, row.recipient, row.error) == ("booking_confirmed", "customer", None)
+        assert row.created_at is not None
+
+    async def test_english_speaking_customer_reads_english(self, engine: AsyncEngine) -> None:
+        """A customer who chose English gets the English wording."""
+        await send(NotificationActivities(engine), create_notification_input(locale="en"))
+        (row,) = await notification_rows(engine)
+        assert row.locale == "en"
+        assert row.subject == "Repair request received"
+        assert row.body.startswith("Your repair order RF261120-ABC123 has been received.")
+
+    async def test_retried_message_is_sent_once(
+        self, engine: AsyncEngine, log_output: io.StringIO
+    ) -> None:
+        """The same message delivered twice (an activity retry) is sent and logged once."""
+        channel = RecordingChannel()
+        activities = NotificationActivities(engine, {"sms": channel})
+        await send(activities, create_notification_input())
+        await send(activities, create_notification_input())
+        assert len(await notification_rows(engine)) == 1
+        assert len(channel.delivered) == 1
+        assert len(sent_lines(log_output)) == 1
+
+    async def test_another_key_is_another_message(self, engine: AsyncEngine) -> None:
+        """Two messages with the same words but different keys are both sent."""
+        activities = NotificationActivities(engine)
+        await send(activities, create_notification_input(key="RF261120-ABC123:1"))
+        await send(activities, create_notification_input(key="RF261120-ABC123:2"))
+        assert [row.key for row in await notification_rows(engine)] == [
+            "RF261120-ABC123:1",
+            "RF261120-ABC123:2",
+        ]
+
+    async def test_log_line_names_the_message_but_not_the_person(
+        self, engine: AsyncEngine, log_output: io.StringIO
+    ) -> None:
+        """Operators see which message went where by channel; no phone, email or text leaks."""
+        input = create_notification_input(
+            template=Template.ORDER_CANCELLED,
+            params={"reason": "Mrs Wang moved to 12 Lane 5, Hongkou"},
+        )
+        await send(NotificationActivities(engine), input)
+        (line,) = sent_lines(log_output)
+        assert {key: line[key] for key in ("key", "order_id", "template", "recipient")} == {
+            "key": input.key,
+            "order_id": input.order_id,
+            "template": "order_cancelled",
+            "recipient": "customer",
+        }
+        assert line["channel"] == "sms"
+        (row,) = await notification_rows(engine)
+        logged = log_output.getvalue()
+        for secret in (PHONE, EMAIL, "Mrs Wang", "Hongkou", row.subject, row.body):
+            assert secret not in logged
+
+    @pytest.mark.parametrize(
+        ("recipient", "to", "channel", "destination"),
+        [
+            (Recipient.CUSTOMER, Contact(phone=PHONE, email=EMAIL), "sms", PHONE),
+            (Recipient.CUSTOMER, Contact(email=EMAIL), "email", EMAIL),
+            (Recipient.TECHNICIAN, Contact(technician_id="T-0042"), "internal", "T-0042"),
+            (Recipient.SUPERVISOR, Contact(technician_id="T-0042"), "internal", "supervisor"),
+        ],
+    )
+    async def test_message_goes_where_its_recipient_is_reached(
+        self,
+        engine: AsyncEngine,
+        recipient: Recipient,
+        to: Contact,
+        channel: str,
+        destination: str,
+    ) -> None:
+        """Customers by SMS (email if that is all we have); technicians and staff internally."""
+        await send(
+            NotificationActivities(engine), create_notification_input(recipient=recipient, to=to)
+        )
+        (row,) = await notification_rows(engine)
+        assert (row.channel, row.destination) == (channel, destination)
+
+    async def test_configured_provider_gets_the_rendered_message(self, engine: AsyncEngine) -> None:
+        """A provider registered for a channel receives exactly what the outbox records."""
+        email = RecordingChannel()
+        activities = NotificationActivities(engine, {"email": email})
+        await send(activities, create_notification_input(to=Contact(email=EMAIL), locale="en"))
+        (message,) = email.delivered
+        (row,) = await notification_rows(engine)
+        assert (message.key, message.channel, message.destination) == (row.key, "email", EMAIL)
+        assert (message.subject, message.body) == (row.subject, row.body)
+
+    async def test_failed_delivery_is_sent_again_on_retry(self, engine: AsyncEngine) -> None:
+        """A provider outage leaves no record, so the retried activity still sends the message."""
+        sms = RecordingChannel(failures=1)
+        activities = NotificationActivities(engine, {"sms": sms})
+        with pytest.raises(ConnectionError):
+            await send(activities, create_notification_input())
+        assert await notification_rows(engine) == []
+        await send(activities, create_notification_input())
+        assert len(sms.delivered) == 1
+        assert [row.status for row in await notification_rows(engine)] == ["sent"]
+
+    async def test_customer_without_phone_or_email_fails_for_good(
+        self, engine: AsyncEngine
+    ) -> None:
+        """A customer we cannot reach is a permanent failure, recorded, and never retried."""
+        activities = NotificationActivities(engine)
+        input = create_notification_input(to=Contact())
+        for _ in range(2):  # the first attempt, then the same key again
+            with pytest.raises(ApplicationError) as failed:
+                await send(activities, input)
+            assert failed.value.type == "UndeliverableNotification"
+            assert failed.value.non_retryable
+            assert input.key in failed.value.message
+            assert "booking_confirmed" in failed.value.message
+        (row,) = await notification_rows(engine)
+        assert (row.status, row.destination) == ("failed", None)
+        assert row.error == "no contact for the customer"

@@ -1,0 +1,196 @@
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlmodel import col, select
+from temporalio import activity, workflow
+from temporalio.common import RetryPolicy
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.records import RecordActivities
+from core.db import create_engine, prepare_schema
+from models.catalog import Category
+from models.order import (
+    Channel,
+    OrderEvent,
+    OrderSnapshot,
+    Priority,
+    RecordInput,
+    Stage,
+    WarrantyStatus,
+)
+from models.records import EventRow, OrderRow
+
+BOOKED_AT = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
+
+
+def create_record_input(
+    seq: int, stage: Stage, *, order_id: str = "RF261120-ABC123", **snapshot: Any
+) -> RecordInput:
+    """Event `seq` of an order and the read model as it stands right after it."""
+    at = BOOKED_AT + timedelta(minutes=seq)
+    fields: dict[str, Any] = {
+        "order_id": order_id,
+        "stage": stage,
+        "priority": Priority.NORMAL,
+        "channel": Channel.PHONE,
+        "category": Category.REFRIGERATOR,
+        "region": "pudong",
+        "technician_id": None,
+        "warranty_status": WarrantyStatus.IN_WARRANTY,
+        "sla_breached": False,
+        "currency": "CNY",
+        "total": Decimal("0.00"),
+        "booked_at": BOOKED_AT,
+        "updated_at": at,
+        "customer_name": "Li Wei",
+        "customer_phone": "+86 138 0013 8000",
+    }
+    return RecordInput(
+        snapshot=OrderSnapshot(**(fields | snapshot)),
+        event=OrderEvent(
+            order_id=order_id, seq=seq, at=at, actor="system", action=f"stage:{stage}"
+        ),
+    )
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(f"sqlite:///{tmp_path / 'records.db'}")
+    await prepare_schema(engine)
+    yield engine
+    await engine.dispose()
+
+
+async def record(activities: RecordActivities, input: RecordInput) -> None:
+    await ActivityEnvironment().run(activities.record_order_event, input)
+
+
+async def order_rows(engine: AsyncEngine) -> list[OrderRow]:
+    async with AsyncSession(engine) as session:
+        return list(await session.scalars(select(OrderRow)))
+
+
+async def logged_events(engine: AsyncEngine) -> list[tuple[str, int, str]]:
+    async with AsyncSession(engine) as session:
+        rows = await session.scalars(
+            select(EventRow).order_by(col(EventRow.order_id), col(EventRow.seq))
+        )
+        return [(row.order_id, row.seq, row.action) for row in rows]
+
+
+class CrashAfterCommit(RecordActivities):
+    """Records the event, then fails the first attempt, as a worker lost before it answers."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        super().__init__(engine)
+        self.attempts: list[tuple[int, int]] = []
+
+    @activity.defn(name="record_order_event")
+    async def record_order_event(self, input: RecordInput) -> None:
+        await super().record_order_event(input)
+        attempt = activity.info().attempt
+        self.attempts.append((input.event.seq, attempt))
+        if attempt == 1:
+            raise RuntimeError("worker lost after the commit")
+
+
+@workflow.defn
+class RecordEventsWorkflow:
+    """Hands events to the records store one by one, as the order workflow does."""
+
+    @workflow.run
+    async def run(self, inputs: list[RecordInput]) -> None:
+        for input in inputs:
+            await workflow.execute_activity(
+                "record_order_event",
+                input,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=RetryPolicy(
+                    initial_interval=timedelta(milliseconds=10), maximum_attempts=3
+                ),
+            )
+
+
+class TestRecordOrderEvent:
+    async def test_first_event_creates_the_order_row(self, engine: AsyncEngine) -> None:
+        """A booked order appears in lists with its stage and its first event in the log."""
+        await record(RecordActivities(engine), create_record_input(1, Stage.BOOKED))
+        (row,) = await order_rows(engine)
+        assert (row.order_id, row.stage, row.last_seq) == ("RF261120-ABC123", "booked", 1)
+        assert await logged_events(engine) == [("RF261120-ABC123", 1, "stage:booked")]
+
+    async def test_retried_event_is_recorded_once(self, engine: AsyncEngine) -> None:
+        """An event delivered twice (a retry) leaves one order row and one log entry per event."""
+        activities = RecordActivities(engine)
+        for input in (
+            create_record_input(1, Stage.BOOKED),
+            create_record_input(1, Stage.BOOKED),
+            create_record_input(2, Stage.DISPATCHING),
+            create_record_input(2, Stage.DISPATCHING),
+        ):
+            await record(activities, input)
+        (row,) = await order_rows(engine)
+        assert (row.stage, row.last_seq) == ("dispatching", 2)
+        assert await logged_events(engine) == [
+            ("RF261120-ABC123", 1, "stage:booked"),
+            ("RF261120-ABC123", 2, "stage:dispatching"),
+        ]
+
+    async def test_late_event_does_not_move_the_order_back(self, engine: AsyncEngine) -> None:
+        """An event that arrives after a newer one is logged, but lists keep the newer stage."""
+        activities = RecordActivities(engine)
+        await record(activities, create_record_input(1, Stage.BOOKED))
+        await record(activities, create_record_input(3, Stage.CANCELLED))
+        await record(activities, create_record_input(2, Stage.DISPATCHING))
+        (row,) = await order_rows(engine)
+        assert (row.stage, row.last_seq) == ("cancelled", 3)
+        assert [seq for _, seq, _ in await logged_events(engine)] == [1, 2, 3]
+
+    async def test_orders_are_kept_apart(self, engine: AsyncEngine) -> None:
+        """The same event number on two orders is two events, on two rows."""
+        activities = RecordActivities(engine)
+        await record(activities, create_record_input(1, Stage.BOOKED, order_id="RF261120-AAAAAA"))
+        await record(activities, create_record_input(1, Stage.BOOKED, order_id="RF261120-BBBBBB"))
+        assert sorted(row.order_id for row in await order_rows(engine)) == [
+            "RF261120-AAAAAA",
+            "RF261120-BBBBBB",
+        ]
+        assert [order for order, _, _ in await logged_events(engine)] == [
+            "RF261120-AAAAAA",
+            "RF261120-BBBBBB",
+        ]
+
+    async def test_crash_after_commit_is_retried_without_duplicates(
+        self, engine: AsyncEngine, time_skipping_env: WorkflowEnvironment
+    ) -> None:
+        """A worker lost after writing is retried by Temporal; every event is still logged once."""
+        activities = CrashAfterCommit(engine)
+        inputs = [
+            create_record_input(1, Stage.BOOKED),
+            create_record_input(2, Stage.DISPATCHING),
+            create_record_input(3, Stage.SCHEDULED, technician_id="T-0042"),
+        ]
+        task_queue = f"tq-{uuid.uuid4().hex}"
+        async with Worker(
+            time_skipping_env.client,
+            task_queue=task_queue,
+            workflows=[RecordEventsWorkflow],
+            activities=[activities.record_order_event],
+        ):
+            await time_skipping_env.client.execute_workflow(
+                RecordEventsWorkflow.run,
+                inputs,
+                id=f"records-{uuid.uuid4().hex}",
+                task_queue=task_queue,
+            )
+        assert activities.attempts == [(1, 1), (1, 2), (2, 1), (2, 2), (3, 1), (3, 2)]
+        assert [seq for _, seq, _ in await logged_events(engine)] == [1, 2, 3]
+        (row,) = await order_rows(engine)
+        assert (row.stage, row.technician_id, row.last_seq) == ("scheduled", "T-0042", 3)
