@@ -34,6 +34,17 @@ class Stage(StrEnum):
 
 CANCELLABLE_STAGES = frozenset({Stage.BOOKED, Stage.DISPATCHING, Stage.SCHEDULED})
 FINAL_STAGES = frozenset({Stage.CLOSED, Stage.CANCELLED})
+# A technician holds an order from assignment until the customer accepts it.
+OPEN_STAGES = frozenset(
+    {
+        Stage.SCHEDULED,
+        Stage.ON_SITE,
+        Stage.WAITING_PARTS,
+        Stage.IN_WORKSHOP,
+        Stage.SAFETY_STOP,
+        Stage.AWAITING_ACCEPTANCE,
+    }
+)
 
 
 class Priority(StrEnum):
@@ -351,6 +362,11 @@ class Survey(Strict):
     speed: Score
     comment: Text | None = None
 
+    @property
+    def mean(self) -> Decimal:
+        total = self.attitude + self.quality + self.result + self.speed
+        return (Decimal(total) / 4).quantize(Decimal("0.01"))
+
 
 class Escalation(Strict):
     reason: str
@@ -431,6 +447,7 @@ class Order(BaseModel):
             updated_at=now,
             customer_name=self.customer.name,
             customer_phone=self.customer.phone,
+            survey_score=self.survey.mean if self.survey else None,
         )
 
 
@@ -466,6 +483,7 @@ class OrderSnapshot(Strict):
     updated_at: datetime
     customer_name: str
     customer_phone: str
+    survey_score: Decimal | None = None  # mean of the four answers, for technician ratings
 
 
 class RecordInput(Strict):

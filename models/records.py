@@ -3,7 +3,7 @@
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from sqlalchemy import Column, DateTime, Dialect, Numeric, TypeDecorator, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Dialect, Numeric, TypeDecorator, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -47,6 +47,7 @@ class OrderRow(SQLModel, table=True):
     booked_at: datetime = Field(sa_column=_utc_column(index=True))
     updated_at: datetime = Field(sa_column=_utc_column())
     last_seq: int = 0
+    survey_score: Decimal | None = Field(default=None, sa_column=Column(Numeric(3, 2)))
     # Personal data, erased a configurable time after the order closes.
     customer_name: str | None = Field(default=None, max_length=200)
     customer_phone: str | None = Field(default=None, max_length=32)
@@ -100,3 +101,20 @@ class NotificationRow(SQLModel, table=True):
     created_at: datetime = Field(sa_column=_utc_column())
     # Personal data (phone, email or technician id), erased with the order's other personal data.
     destination: str | None = Field(default=None, max_length=254)
+
+
+class TechnicianRow(SQLModel, table=True):
+    """The technician registry. Open workload and rating are derived from the orders."""
+
+    __tablename__ = "technicians"
+
+    id: str = Field(primary_key=True, max_length=64)
+    status: str = Field(default="active", max_length=16)
+    skills: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    regions: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    certificates: list[dict[str, str]] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(sa_column=_utc_column())
+    updated_at: datetime = Field(sa_column=_utc_column())
+    # Personal data: shown to staff, supervisors and admins only.
+    name: str = Field(max_length=200)
+    phone: str = Field(max_length=32)

@@ -1,0 +1,185 @@
+"""The technician registry: admins keep it; staff, supervisors and auditors read it."""
+
+import secrets
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, status
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlmodel import col, select
+
+from activities.dispatch import open_orders, ratings
+from api.deps import SessionDep, role
+from api.errors import PROBLEM_JSON, Conflict, NotFound
+from models.catalog import Category
+from models.order import Actor, Role, ShortText
+from models.records import TechnicianRow
+from models.technician import Certificate, TechnicianBase, TechnicianStatus
+
+router = APIRouter(prefix="/v1/technicians", tags=["technicians"])
+
+TechnicianId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+Admin = Annotated[Actor, Depends(role(Role.ADMIN))]
+Reader = Annotated[Actor, Depends(role(Role.STAFF, Role.SUPERVISOR, Role.ADMIN, Role.AUDITOR))]
+SEES_PHONE = frozenset({Role.STAFF, Role.SUPERVISOR, Role.ADMIN})
+
+
+def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
+    return {code: {"content": {PROBLEM_JSON: {}}, "description": "problem+json"} for code in codes}
+
+
+def no_expired_certificates(certificates: list[Certificate] | None) -> list[Certificate] | None:
+    """A certificate recorded as new must still be valid; expiry is judged again at dispatch."""
+    today = datetime.now(UTC).date()
+    for certificate in certificates or []:
+        if certificate.valid_until < today:
+            raise ValueError(
+                f"certificate {certificate.number} ({certificate.type}) expired on "
+                f"{certificate.valid_until}"
+            )
+    return certificates
+
+
+class TechnicianCreate(TechnicianBase):
+    id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
+
+    _certificates_valid = field_validator("certificates")(no_expired_certificates)
+
+
+class TechnicianUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: TechnicianStatus | None = None
+    skills: list[Category] | None = Field(default=None, min_length=1)
+    regions: list[ShortText] | None = Field(default=None, min_length=1)
+    certificates: list[Certificate] | None = None
+
+    _certificates_valid = field_validator("certificates")(no_expired_certificates)
+
+
+class TechnicianPublic(BaseModel):
+    id: str
+    name: str
+    phone: str | None
+    status: TechnicianStatus
+    skills: list[Category]
+    regions: list[str]
+    certificates: list[Certificate]
+    open_orders: int
+    rating: Decimal | None
+
+
+class TechnicianList(BaseModel):
+    items: list[TechnicianPublic]
+    next_cursor: str | None
+
+
+async def _public(
+    session: SessionDep, rows: list[TechnicianRow], caller: Actor
+) -> list[TechnicianPublic]:
+    ids = [row.id for row in rows]
+    workload, rating = await open_orders(session, ids), await ratings(session, ids)
+    return [
+        TechnicianPublic(
+            id=row.id,
+            name=row.name,
+            phone=row.phone if caller.role in SEES_PHONE else None,
+            status=TechnicianStatus(row.status),
+            skills=[Category(skill) for skill in row.skills],
+            regions=row.regions,
+            certificates=[Certificate.model_validate(c) for c in row.certificates],
+            open_orders=workload.get(row.id, 0),
+            rating=rating.get(row.id),
+        )
+        for row in rows
+    ]
+
+
+async def _load(session: SessionDep, technician_id: str) -> TechnicianRow:
+    row = await session.get(TechnicianRow, technician_id)
+    if row is None:
+        raise NotFound(f"no technician {technician_id}")
+    return row
+
+
+def _json_certificates(certificates: list[Certificate]) -> list[dict[str, str]]:
+    return [c.model_dump(mode="json") for c in certificates]
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, responses=_problems(401, 403, 409, 422))
+async def register_technician(
+    body: TechnicianCreate, caller: Admin, session: SessionDep
+) -> TechnicianPublic:
+    """Register a technician with their skills, regions and certificates."""
+    technician_id = body.id or f"T{secrets.token_hex(3).upper()}"
+    if await session.get(TechnicianRow, technician_id) is not None:
+        raise Conflict(f"technician {technician_id} already exists")
+    now = datetime.now(UTC)
+    row = TechnicianRow(
+        id=technician_id,
+        name=body.name,
+        phone=body.phone,
+        skills=[str(skill) for skill in body.skills],
+        regions=body.regions,
+        certificates=_json_certificates(body.certificates),
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(row)
+    await session.flush()
+    return (await _public(session, [row], caller))[0]
+
+
+@router.get("", responses=_problems(401, 403, 422))
+async def list_technicians(
+    caller: Reader,
+    session: SessionDep,
+    status: TechnicianStatus | None = None,
+    skill: Category | None = None,
+    region: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: str | None = None,
+) -> TechnicianList:
+    """Technicians by id; `cursor` is the last id of the previous page."""
+    query = select(TechnicianRow).order_by(col(TechnicianRow.id))
+    if status is not None:
+        query = query.where(TechnicianRow.status == status)
+    if cursor is not None:
+        query = query.where(col(TechnicianRow.id) > cursor)
+    rows = [
+        row
+        for row in (await session.scalars(query)).all()
+        if (skill is None or skill in row.skills) and (region is None or region in row.regions)
+    ]
+    page = rows[:limit]
+    return TechnicianList(
+        items=await _public(session, page, caller),
+        next_cursor=page[-1].id if len(rows) > limit else None,
+    )
+
+
+@router.get("/{technician_id}", responses=_problems(401, 403, 404))
+async def get_technician(
+    technician_id: TechnicianId, caller: Reader, session: SessionDep
+) -> TechnicianPublic:
+    return (await _public(session, [await _load(session, technician_id)], caller))[0]
+
+
+@router.patch("/{technician_id}", responses=_problems(401, 403, 404, 422))
+async def update_technician(
+    technician_id: TechnicianId, body: TechnicianUpdate, caller: Admin, session: SessionDep
+) -> TechnicianPublic:
+    """Suspend or reactivate, change skills, regions or certificates."""
+    row = await _load(session, technician_id)
+    if body.status is not None:
+        row.status = body.status
+    if body.skills is not None:
+        row.skills = [str(skill) for skill in body.skills]
+    if body.regions is not None:
+        row.regions = body.regions
+    if body.certificates is not None:
+        row.certificates = _json_certificates(body.certificates)
+    row.updated_at = datetime.now(UTC)
+    await session.flush()
+    return (await _public(session, [row], caller))[0]
