@@ -1,6 +1,7 @@
 """Plain factories for what tests book and who acts."""
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from models.catalog import Category
@@ -10,10 +11,17 @@ from models.order import (
     Booking,
     Channel,
     Customer,
+    Diagnosis,
     Fault,
     OrderInput,
     Priority,
+    QuoteItem,
+    QuoteRequest,
     Role,
+    ServiceRecord,
+    Survey,
+    TimeWindow,
+    WarrantyStatus,
     settle_warranty,
 )
 from models.policy import Policy
@@ -79,3 +87,70 @@ def create_order_input(
         policy=policy,
         **overrides,
     )
+
+
+def create_customer(**overrides: Any) -> Customer:
+    fields: dict[str, Any] = {
+        "name": "Li Wei",
+        "phone": "+86 138 0013 8000",
+        "email": "li.wei@example.com",
+        "address": "88 Century Ave",
+        "region": "pudong",
+    }
+    return Customer(**(fields | overrides))
+
+
+def create_appliance(
+    warranty: WarrantyStatus = WarrantyStatus.IN_WARRANTY,
+    *,
+    booked_on: date | None = None,
+    **overrides: Any,
+) -> Appliance:
+    """An appliance whose product warranty, on `booked_on`, has the status asked for."""
+    booked_on = booked_on or date(2026, 11, 20)
+    fields: dict[str, Any] = {"category": Category.REFRIGERATOR, "brand": "Haier"}
+    if warranty == WarrantyStatus.IN_WARRANTY:
+        fields |= {"purchase_date": booked_on - timedelta(days=30), "proof_of_purchase": True}
+    elif warranty == WarrantyStatus.OUT_OF_WARRANTY:
+        fields |= {"purchase_date": booked_on - timedelta(days=730), "proof_of_purchase": True}
+    else:
+        fields |= {"purchase_date": None, "proof_of_purchase": False}
+    return Appliance(**(fields | overrides))
+
+
+def create_window(start: datetime, *, hours: int = 2) -> TimeWindow:
+    return TimeWindow(start=start, end=start + timedelta(hours=hours))
+
+
+def create_policy(**sections: Any) -> Policy:
+    """A policy as the TOML file would give it, e.g. create_policy(visit={"max_rework": 0})."""
+    return Policy.model_validate(sections)
+
+
+def create_diagnosis(**overrides: Any) -> Diagnosis:
+    fields: dict[str, Any] = {"fault_cause": "thermostat failed", "plan": "replace thermostat"}
+    return Diagnosis(**(fields | overrides))
+
+
+def create_quote_request(**overrides: Any) -> QuoteRequest:
+    fields: dict[str, Any] = {
+        "items": (QuoteItem(description="replace thermostat", amount=Decimal("120.00")),),
+    }
+    return QuoteRequest(**(fields | overrides))
+
+
+def create_service_record(**overrides: Any) -> ServiceRecord:
+    fields: dict[str, Any] = {
+        "repair_item": "replace thermostat",
+        "fault_cause": "thermostat failed",
+        "method": "replaced the thermostat and tested cooling for 20 minutes",
+        "labour_minutes": 45,
+        "photos_before": ("photos/before-1.jpg",),
+        "photos_after": ("photos/after-1.jpg",),
+    }
+    return ServiceRecord(**(fields | overrides))
+
+
+def create_survey(**overrides: Any) -> Survey:
+    fields: dict[str, Any] = {"attitude": 5, "quality": 4, "result": 5, "speed": 3}
+    return Survey(**(fields | overrides))

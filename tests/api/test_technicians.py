@@ -113,7 +113,9 @@ class TestReadTechnicians:
         seen: list[str] = []
         cursor = None
         while True:
-            params = {"region": region, "limit": 2} | ({"cursor": cursor} if cursor else {})
+            params: dict[str, str | int] = {"region": region, "limit": 2}
+            if cursor:
+                params["cursor"] = cursor
             page = (await api.get("/v1/technicians", params=params, headers=auth("staff"))).json()
             seen += [t["id"] for t in page["items"]]
             cursor = page["next_cursor"]
