@@ -8,6 +8,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException
 from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
@@ -76,7 +77,9 @@ def engine_errors(not_found: str = "no such order") -> Iterator[None]:
             raise NotFound(not_found) from error
         if error.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
             raise Unavailable("the workflow engine is unreachable") from error
-        raise
+        # Anything else is the engine's trouble, not the caller's: never a 500 for them.
+        log.error("workflow engine error", status=error.status.name, error=error.message)
+        raise Unavailable("the workflow engine could not take the request; try again") from error
     except RuntimeError as error:
         # The lazily connected client reports an unreachable engine this way.
         if "client connect" in str(error).lower():
@@ -97,6 +100,12 @@ def install_error_handlers(app: FastAPI) -> None:
         ]
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
         return problem(422, "Unprocessable Content", detail, errors=errors)
+
+    @app.exception_handler(ValidationError)
+    async def invalid_value(_: Request, error: ValidationError) -> JSONResponse:
+        # A value the body's model let through but a domain model refused: still the caller's.
+        detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        return problem(422, "Unprocessable Content", detail)
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, error: HTTPException) -> JSONResponse:

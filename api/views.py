@@ -14,6 +14,7 @@ from models.order import (
     Diagnosis,
     Escalation,
     Order,
+    PartRequest,
     PricedItem,
     QuotePart,
     QuoteStatus,
@@ -88,6 +89,7 @@ class OrderPublic(BaseModel):
     appointment: TimeWindow | None
     diagnosis: Diagnosis | None
     quote: QuotePublic | None
+    parts_requested: list[PartRequest]
     service_record: ServiceRecord | None
     hazard: str | None
     charges: ChargesPublic
@@ -169,6 +171,7 @@ def order_view(order: Order, caller: Actor) -> OrderPublic:
         )
         if quote
         else None,
+        parts_requested=list(order.parts_requested),
         service_record=order.service_record,
         hazard=order.hazard,
         charges=ChargesPublic(

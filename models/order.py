@@ -11,11 +11,21 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from temporalio.common import SearchAttributeKey
 
 from models.catalog import Category
-from models.policy import Policy
+from models.policy import CENT, Policy
 
 
 class Stage(StrEnum):
@@ -135,11 +145,13 @@ class TimeWindow(Strict):
     start: AwareDatetime
     end: AwareDatetime
 
-    @model_validator(mode="after")
-    def ends_after_start(self) -> "TimeWindow":
-        if self.end <= self.start:
+    @field_validator("end")
+    @classmethod
+    def ends_after_start(cls, end: datetime, info: ValidationInfo) -> datetime:
+        start = info.data.get("start")
+        if start is not None and end <= start:
             raise ValueError("end must be after start")
-        return self
+        return end
 
 
 class Booking(Strict):
@@ -159,6 +171,11 @@ class Warranty(Strict):
 def local_date(at: datetime, policy: Policy) -> date:
     """The operator's calendar day at an instant."""
     return at.astimezone(ZoneInfo(policy.timezone)).date()
+
+
+def local_time_text(moment: datetime, policy: Policy) -> str:
+    """A time as the operator's customers read it: local, to the minute."""
+    return f"{moment.astimezone(ZoneInfo(policy.timezone)):%Y-%m-%d %H:%M}"
 
 
 def settle_warranty(appliance: Appliance, booked_on: date, policy: Policy) -> Warranty:
@@ -227,7 +244,12 @@ class SlaClock(Strict):
     breached_by: timedelta | None = None
 
 
-Money = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2)]
+# Money is shown to the cent, however the client wrote it ("80" is "80.00").
+Money = Annotated[
+    Decimal,
+    Field(ge=0, max_digits=12, decimal_places=2),
+    AfterValidator(lambda d: d.quantize(CENT)),
+]
 
 
 class ChargeLine(Strict):
@@ -541,17 +563,22 @@ class ServiceRecordInput(Strict):
     record: ServiceRecord
 
 
+def require_reason_if_rejected(reason: str | None, info: ValidationInfo) -> str | None:
+    if info.data.get("accepted") is False and reason is None:
+        raise ValueError("a reason is required when the work is rejected")
+    return reason
+
+
 class AcceptanceInput(Strict):
     actor: Actor
     accepted: bool
-    reason: Text | None = None
+    reason: Text | None = Field(default=None, validate_default=True)
     signature: ShortText | None = None
 
-    @model_validator(mode="after")
-    def rejection_gives_a_reason(self) -> "AcceptanceInput":
-        if not self.accepted and self.reason is None:
-            raise ValueError("a rejection needs a reason")
-        return self
+    @field_validator("reason")
+    @classmethod
+    def rejection_gives_a_reason(cls, reason: str | None, info: ValidationInfo) -> str | None:
+        return require_reason_if_rejected(reason, info)
 
 
 class SurveyInput(Strict):

@@ -191,6 +191,9 @@ def _format_clock_time(value: time) -> str:
     return value.strftime("%H:%M")
 
 
+CENT = Decimal("0.01")
+
+
 def _parse_money(value: object) -> Decimal:
     # A float has already lost the exact amount, so only text (or a Decimal) is trusted.
     if not isinstance(value, str | Decimal) or not _MONEY_SYNTAX.fullmatch(str(value)):
@@ -201,7 +204,7 @@ def _parse_money(value: object) -> Decimal:
     amount = Decimal(str(value).strip())
     if amount < 0:
         raise ValueError("an amount of money must not be negative")
-    return amount
+    return amount.quantize(CENT)
 
 
 def _check_currency(value: str) -> str:

@@ -12,7 +12,6 @@ from contextlib import suppress
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
@@ -66,6 +65,7 @@ with workflow.unsafe.imports_passed_through():
         TimeWindow,
         WarrantyStatus,
         WindowInput,
+        local_time_text,
         owns_order,
     )
     from models.policy import Duration
@@ -128,13 +128,15 @@ class RepairOrderWorkflow:
         self._published: dict[str, Any] = {}
         self._lock = asyncio.Lock()
         self._background: set[asyncio.Task[None]] = set()
-        # Logged here, not in run: an update delivered with the start runs before run does.
-        booked = "warranty claim of " + input.claim_of if input.claim_of else "booked"
+        self._started = False
+        # Booked here, not in run: an update delivered with the start runs before run does,
+        # and must find the order already dispatching with its clocks set.
         self._log(
             str(input.booked_by), "booked", f"{booking.priority} {booking.appliance.category}"
         )
         if input.claim_of:
-            self._log(SYSTEM, "linked", booked)
+            self._log(SYSTEM, "linked", f"warranty claim of {input.claim_of}")
+        self._book()
 
     # ---- the process ----------------------------------------------------------------------
 
@@ -145,8 +147,10 @@ class RepairOrderWorkflow:
             asyncio.create_task(self._drain(self._messages, "send_notification")),
         ]
         claim = asyncio.create_task(self._settle_claim(input.claim_of)) if input.claim_of else None
-        if self.order.stage == Stage.BOOKED:
-            self._dispatch()
+        self._started = True
+        self._publish()
+        for clock in list(self.order.sla):
+            self._spawn(self._watch(clock))
         while self.order.stage not in FINAL_STAGES:
             await workflow.wait_condition(
                 lambda: (
@@ -167,8 +171,8 @@ class RepairOrderWorkflow:
             writer.cancel()
         return OrderOutcome(order_id=self.order.order_id, stage=self.order.stage)
 
-    def _dispatch(self) -> None:
-        """Emergencies are moved to dispatch before anything else is done."""
+    def _book(self) -> None:
+        """Start the clocks, confirm the booking, dispatch; an emergency is dispatched first."""
         priority = self.order.priority
         if priority == Priority.EMERGENCY:
             self._move_to(Stage.DISPATCHING, SYSTEM, "emergency: dispatch first")
@@ -711,7 +715,8 @@ class RepairOrderWorkflow:
         self.order.sla[clock] = SlaClock(
             started_at=started, deadline=self._deadline(duration, started)
         )
-        self._spawn(self._watch(clock))
+        if self._started:  # run starts the watchers of clocks set before it
+            self._spawn(self._watch(clock))
 
     def _update_clock(self, clock: Clock, **changes: Any) -> None:
         self.order.sla[clock] = self.order.sla[clock].model_copy(update=changes)
@@ -794,7 +799,10 @@ class RepairOrderWorkflow:
         self._publish()
 
     def _publish(self) -> None:
-        """Keep the operators' search attributes current; only what changed is written."""
+        """Keep the operators' search attributes current; only what changed is written.
+        (Until run starts, the ones set at the workflow's start stand.)"""
+        if not self._started:
+            return
         current: list[tuple[SearchAttributeKey[Any], Any]] = [
             (ORDER_STAGE, self.order.stage.value),
             (ORDER_PRIORITY, self.order.priority.value),
@@ -877,8 +885,7 @@ class RepairOrderWorkflow:
             queue.popleft()
 
     def _local(self, moment: datetime) -> str:
-        """A time as the operator's customers read it: local, to the minute."""
-        return f"{moment.astimezone(ZoneInfo(self.policy.timezone)):%Y-%m-%d %H:%M}"
+        return local_time_text(moment, self.policy)
 
     def _window_text(self, window: TimeWindow) -> str:
         return f"{self._local(window.start)} - {self._local(window.end)}"

@@ -4,7 +4,7 @@ from datetime import timedelta
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Header, Response, status
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from temporalio.client import WorkflowHandle
 from temporalio.workflow import UpdateMethodMultiParam
 
@@ -40,6 +40,7 @@ from models.order import (
     Text,
     TimeWindow,
     WindowInput,
+    require_reason_if_rejected,
 )
 from workflows.repair_order import RepairOrderWorkflow
 
@@ -77,7 +78,7 @@ class DiagnosisBody(Body):
 
 
 class PartsBody(Body):
-    parts: tuple[PartRequest, ...]
+    parts: tuple[PartRequest, ...] = Field(min_length=1)
 
 
 class HazardBody(Body):
@@ -90,14 +91,13 @@ class NoteBody(Body):
 
 class AcceptanceBody(Body):
     accepted: bool
-    reason: Text | None = None
+    reason: Text | None = Field(default=None, validate_default=True)
     signature: ShortText | None = None
 
-    @model_validator(mode="after")
-    def rejection_gives_a_reason(self) -> "AcceptanceBody":
-        if not self.accepted and self.reason is None:
-            raise ValueError("reason is required when the work is rejected")
-        return self
+    @field_validator("reason")
+    @classmethod
+    def rejection_gives_a_reason(cls, reason: str | None, info: ValidationInfo) -> str | None:
+        return require_reason_if_rejected(reason, info)
 
 
 class ClaimBody(Body):
