@@ -229,6 +229,7 @@ class Clock(StrEnum):
     """The service-level clocks an order can run."""
 
     RESPONSE = "response"
+    APPOINTMENT_CONFIRM = "appointment_confirm"
     ARRIVAL = "arrival"
     GENERAL_REPAIR = "general_repair"
     WORKSHOP_REPAIR = "workshop_repair"
@@ -390,6 +391,13 @@ class Survey(Strict):
         return (Decimal(total) / 4).quantize(Decimal("0.01"))
 
 
+class Offer(Strict):
+    """The job offered to one technician, who must answer before it expires."""
+
+    technician_id: str
+    expires_at: datetime
+
+
 class Escalation(Strict):
     reason: str
     to: Literal["staff", "supervisor", "quality_manager"]
@@ -420,6 +428,8 @@ class Order(BaseModel):
     claim_of: str | None = None
     preferred_window: TimeWindow | None = None
     technician_id: str | None = None
+    offer: Offer | None = None
+    offered: list[str] = Field(default_factory=list)  # asked and declined or silent
     appointment: TimeWindow | None = None
     diagnosis: Diagnosis | None = None
     quote: Quote | None = None
@@ -553,6 +563,11 @@ class HazardInput(Strict):
     description: Text
 
 
+class ReasonInput(Strict):
+    actor: Actor
+    reason: Text
+
+
 class NoteInput(Strict):
     actor: Actor
     note: Text
@@ -604,6 +619,8 @@ ACTION_ROLES: dict[str, frozenset[Role]] = {
     "reschedule": FOR_THE_CUSTOMER,
     "cancel": FOR_THE_CUSTOMER,
     "assign": STAFF_SIDE,
+    "accept the offer": ON_THE_JOB,
+    "decline the offer": ON_THE_JOB,
     "confirm appointment": ON_THE_JOB,
     "check in": ON_THE_JOB,
     "diagnose": ON_THE_JOB,

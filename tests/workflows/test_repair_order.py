@@ -12,12 +12,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import pytest
 from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import (
     WithStartWorkflowOperation,
+    WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowUpdateFailedError,
 )
@@ -59,6 +61,7 @@ from models.order import (
     ServiceRecordInput,
     Stage,
     SurveyInput,
+    TimeWindow,
     WarrantyStatus,
     WindowInput,
 )
@@ -151,7 +154,8 @@ class Harness:
         )
 
     def handle(self, workflow_id: str) -> Handle:
-        """A handle on an order this test did not start itself (a warranty-claim order)."""
+        """A handle on an order this test did not start itself (a warranty-claim order).
+        Unlike a started one, awaiting its result does not skip time."""
         self.started.append(workflow_id)
         return self.env.client.get_workflow_handle_for(RepairOrderWorkflow.run, workflow_id)
 
@@ -171,10 +175,27 @@ async def harness(time_skipping_env: WorkflowEnvironment) -> AsyncIterator[Harne
     ):
         harness = Harness(time_skipping_env, task_queue, records)
         yield harness
-    # Orders left running would keep firing timers on the shared server as time is skipped.
-    for workflow_id in harness.started:
-        with suppress(RPCError):
-            await time_skipping_env.client.get_workflow_handle(workflow_id).terminate("test over")
+        # An order left running, or an activity left in flight by a stopped worker, holds the
+        # shared server's clock: settle and end them while the worker still runs.
+        for workflow_id in harness.started:
+            await finish_quietly(time_skipping_env.client.get_workflow_handle(workflow_id))
+
+
+async def finish_quietly(handle: WorkflowHandle[Any, Any]) -> None:
+    """Let the order's queued effects drain, then terminate it if it is still running."""
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + SETTLE
+    with suppress(RPCError):
+        while loop.time() < give_up:
+            description = await handle.describe()
+            if description.status != WorkflowExecutionStatus.RUNNING:
+                return
+            events = (await handle.fetch_history()).events
+            idle = events[-1].event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
+            if idle and not description.raw_description.pending_activities:
+                break
+            await asyncio.sleep(0.02)
+        await handle.terminate(reason="test over")
 
 
 async def update_events(
@@ -389,6 +410,15 @@ async def claim(handle: Handle, *, actor: Actor | None = None) -> ClaimCreated:
     )
 
 
+def local_text(moment: datetime) -> str:
+    """A time as messages show it: the operator's local time, to the minute."""
+    return f"{moment.astimezone(ZoneInfo(Policy().timezone)):%Y-%m-%d %H:%M}"
+
+
+def local_window_text(window: TimeWindow) -> str:
+    return f"{local_text(window.start)} - {local_text(window.end)}"
+
+
 def stages(order: Order) -> list[str]:
     return [
         entry.action.removeprefix("stage:")
@@ -568,9 +598,7 @@ class TestBooking:
         await harness.env.sleep(timedelta(minutes=2))
         order = await eventually(handle, lambda o: bool(o.escalations))
         assert order.sla[Clock.RESPONSE].breached
-        assert [(e.to, e.reason) for e in order.escalations] == [
-            ("supervisor", "no technician has accepted the order in time")
-        ]
+        assert [(e.to, e.reason) for e in order.escalations] == [("supervisor", "response_overdue")]
         escalation = await sent_eventually(harness, Template.ESCALATION, handle.id)
         assert escalation[0].recipient == Recipient.SUPERVISOR
 
@@ -624,7 +652,7 @@ class TestConfirmAppointment:
         assert order.appointment is not None
         assert order.sla[Clock.ARRIVAL].deadline == order.appointment.end
         told = await sent_eventually(harness, Template.APPOINTMENT_CONFIRMED, handle.id)
-        assert told[0].params["window"].startswith(order.appointment.start.isoformat())
+        assert told[0].params["window"] == local_window_text(order.appointment)
 
     async def test_window_already_over_is_refused(self, harness: Harness) -> None:
         """A window that has already ended cannot be confirmed."""
@@ -675,8 +703,13 @@ class TestReschedule:
         assert order.appointment is None
         assert order.preferred_window == window
         assert order.sla[Clock.ARRIVAL].deadline == window.end
-        asked = await sent_eventually(harness, Template.JOB_ASSIGNED, handle.id)
-        assert [m.params.get("reason") for m in asked] == [None, "rescheduled"]
+        changed = await sent_eventually(harness, Template.APPOINTMENT_CHANGED, handle.id)
+        assert [(m.to.technician_id, m.params["window"]) for m in changed] == [
+            (TECHNICIAN, local_window_text(window))
+        ]
+        order = await confirm_appointment(harness, handle, in_hours=70)
+        assert order.appointment is not None
+        assert order.sla[Clock.ARRIVAL].deadline == order.appointment.end
 
     async def test_reschedule_after_check_in_is_refused(self, harness: Harness) -> None:
         """Once the technician is on site, the visit cannot be moved."""
@@ -748,7 +781,10 @@ class TestCancel:
         )
         outcome = await (await start.workflow_handle()).result()
         assert outcome.stage == Stage.CANCELLED
-        assert [r.event.action for r in harness.records.written] == ["booked", "stage:cancelled"]
+        actions = [r.event.action for r in harness.records.written]
+        assert actions[0] == "booked"
+        assert actions[-1] == "stage:cancelled"
+        assert actions.count("stage:cancelled") == 1
 
     async def test_cancel_after_a_confirmed_appointment_costs_the_visit_fee(
         self, harness: Harness
@@ -1010,9 +1046,7 @@ class TestParts:
         await harness.env.sleep(timedelta(minutes=20))
         order = await eventually(handle, lambda o: bool(o.escalations))
         assert order.sla[Clock.PARTS_DISPATCH].breached
-        assert [(e.to, e.reason) for e in order.escalations] == [
-            ("supervisor", "the parts have not arrived in time")
-        ]
+        assert [(e.to, e.reason) for e in order.escalations] == [("supervisor", "parts_overdue")]
 
     async def test_parts_arrival_is_refused_when_none_are_awaited(self, harness: Harness) -> None:
         """Recording a parts arrival on an order that asked for none is refused."""
@@ -1062,9 +1096,7 @@ class TestWorkshop:
         assert (await settled(handle)).escalations == []
         await harness.env.sleep(timedelta(minutes=20))
         order = await eventually(handle, lambda o: bool(o.escalations))
-        assert [(e.to, e.reason) for e in order.escalations] == [
-            ("supervisor", "the workshop repair is overdue")
-        ]
+        assert [(e.to, e.reason) for e in order.escalations] == [("supervisor", "workshop_overdue")]
         assert order.sla[Clock.WORKSHOP_REPAIR].breached
 
 
@@ -1083,9 +1115,7 @@ class TestHazard:
         )
         assert order.stage == Stage.SAFETY_STOP
         assert order.hazard == "gas smell in the kitchen"
-        assert [(e.to, e.reason) for e in order.escalations] == [
-            ("supervisor", "safety stop: gas smell in the kitchen")
-        ]
+        assert [(e.to, e.reason) for e in order.escalations] == [("supervisor", "safety_stop")]
         paused_at = order.sla[Clock.GENERAL_REPAIR].paused_at
         assert paused_at is not None
 
@@ -1204,7 +1234,7 @@ class TestComplete:
         assert order.charges.lines == (
             ChargeLine(kind="labour", description="replace_compressor", amount=Decimal("300.00")),
             ChargeLine(kind="labour", description="refrigerant recharge", amount=Decimal("85.35")),
-            ChargeLine(kind="part", description="3 x CMP-7 relay", amount=Decimal("36.45")),
+            ChargeLine(kind="part", description="3 x CMP-7", amount=Decimal("36.45")),
             ChargeLine(kind="visit_fee", description="visit fee", amount=Decimal("45.50")),
         )
         # 300.00 + 85.35 + 3 x 12.15 + 45.50, worked out by hand
@@ -1277,9 +1307,7 @@ class TestAcceptance:
         assert order.stage == Stage.DISPATCHING
         assert order.rework_count == 3
         assert order.needs_reassignment
-        assert [(e.to, e.reason) for e in order.escalations] == [
-            ("supervisor", "rejected after 2 reworks")
-        ]
+        assert [(e.to, e.reason) for e in order.escalations] == [("supervisor", "rework_limit")]
         await assert_refused(
             handle,
             RepairOrderWorkflow.assign,
@@ -1304,9 +1332,7 @@ class TestAcceptance:
         assert order.stage == Stage.DISPATCHING
         assert order.rework_count == 1
         assert order.needs_reassignment
-        assert [(e.to, e.reason) for e in order.escalations] == [
-            ("supervisor", "rejected after 0 reworks")
-        ]
+        assert [(e.to, e.reason) for e in order.escalations] == [("supervisor", "rework_limit")]
         assert harness.records.messages(Template.REWORK_REQUESTED, handle.id) == []
 
     async def test_silence_for_72_hours_is_acceptance(self, harness: Harness) -> None:
@@ -1373,7 +1399,7 @@ class TestWarrantyWindow:
         await harness.env.sleep(timedelta(days=89))
         assert (await settled(handle)).stage == Stage.IN_WARRANTY
         reminder = await sent_eventually(harness, Template.WARRANTY_REMINDER, handle.id)
-        assert reminder[0].params["ends_at"] == str(ends_at)
+        assert reminder[0].params["ends_at"] == local_text(ends_at)
         assert await handle.result() == OrderOutcome(order_id=handle.id, stage=Stage.CLOSED)
         closing = (await details(handle)).timeline[-1]
         assert (closing.action, closing.detail) == ("stage:closed", "warranty window ended")
@@ -1416,6 +1442,7 @@ class TestWarrantyClaim:
         )
 
         claim_order = harness.handle(claim_id)
+        assert (await claim_order.describe()).parent_id == handle.id
         order = await details(claim_order)
         assert order.claim_of == handle.id
         assert order.priority == Priority.HIGH
@@ -1479,3 +1506,23 @@ class TestWarrantyClaim:
             "ActionRefused",
             "claims are made in the warranty window",
         )
+
+
+class TestPrivacy:
+    @pytest.mark.xfail(
+        strict=True,
+        reason="lifecycle.md Privacy: customer personal data is encrypted in the workflow "
+        "histories the engine stores; core/temporal.py DATA_CONVERTER is the plain "
+        "pydantic_data_converter with no payload codec, so the customer's name, phone and "
+        "address are stored in clear in the order's input, query and update payloads",
+    )
+    async def test_history_holds_no_customer_personal_data_in_clear(self, harness: Harness) -> None:
+        """The engine's stored history of an order never shows the customer's phone or name."""
+        handle = await harness.book()
+        await assign(handle)
+        history = await handle.fetch_history()
+        stored = b"".join(event.SerializeToString() for event in history.events)
+        customer = create_customer()
+        assert customer.phone.encode() not in stored
+        assert customer.name.encode() not in stored
+        assert customer.address.encode() not in stored

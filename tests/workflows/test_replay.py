@@ -1,0 +1,225 @@
+"""Recorded histories of representative orders must keep replaying against the current code.
+
+Orders live for months, so a change to the workflow that no longer replays an order's history
+would strand every order of that shape in production. `tests/histories/` holds one history per
+workflow of each scenario below; regenerate them (only on purpose, after an intended and
+versioned change) with
+
+    REPAIRFLOW_RECORD_HISTORIES=1 .venv/bin/python -m pytest tests/workflows/test_replay.py
+
+The recorded workflow id of each history is its file name without `.json`.
+"""
+
+import asyncio
+import os
+import sys
+import uuid
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import WorkflowExecutionStatus, WorkflowHistory
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer, Worker
+
+from core.temporal import DATA_CONVERTER
+from models.order import SEARCH_ATTRIBUTES, CancelInput, Stage, WarrantyStatus
+from models.policy import Policy
+from tests.factories import (
+    create_appliance,
+    create_booking,
+    create_order_input,
+    create_quote_request,
+)
+from tests.workflows.test_repair_order import (
+    Handle,
+    Harness,
+    RecordsSpy,
+    accept,
+    assign,
+    check_in,
+    claim,
+    confirm_appointment,
+    customer_of,
+    decline_quote,
+    diagnose,
+    finish,
+    reject,
+    repair,
+    staff,
+)
+from workflows.repair_order import RepairOrderWorkflow
+
+HISTORIES = Path(__file__).parent.parent / "histories"
+RECORDING = os.environ.get("REPAIRFLOW_RECORD_HISTORIES") == "1"
+
+Scenario = Callable[[Harness], Awaitable[list[Handle]]]
+
+
+async def book(harness: Harness, order_id: str, warranty: WarrantyStatus) -> Handle:
+    """An order with a fixed id (the history's file name), booked now on the server's clock."""
+    now = await harness.now()
+    booking = create_booking(appliance=create_appliance(warranty, booked_on=now.date()))
+    return await harness.start(
+        create_order_input(order_id, booked_at=now, booking=booking, policy=Policy())
+    )
+
+
+async def happy_path(harness: Harness) -> list[Handle]:
+    """Out of warranty: assigned, appointment, quote approved, repaired, accepted, closed."""
+    handle = await book(harness, "happy_path", WarrantyStatus.OUT_OF_WARRANTY)
+    await repair(harness, handle, quote=create_quote_request())
+    await accept(handle)
+    return [handle]
+
+
+async def rework(harness: Harness) -> list[Handle]:
+    """In warranty: the first repair is rejected, redone, accepted, and the order closes."""
+    handle = await book(harness, "rework", WarrantyStatus.IN_WARRANTY)
+    await repair(harness, handle)
+    await reject(handle)
+    await finish(handle)
+    await accept(handle)
+    return [handle]
+
+
+async def quote_declined(harness: Harness) -> list[Handle]:
+    """Out of warranty: the customer declines the quote; the visit fee, and closed."""
+    handle = await book(harness, "quote_declined", WarrantyStatus.OUT_OF_WARRANTY)
+    await assign(handle)
+    await confirm_appointment(harness, handle)
+    await check_in(handle)
+    await diagnose(handle, quote=create_quote_request())
+    await decline_quote(handle)
+    return [handle]
+
+
+async def warranty_claim(harness: Harness) -> list[Handle]:
+    """A claim on day 89 is repaired for free; the original closes once that is accepted."""
+    original = await book(harness, "warranty_claim", WarrantyStatus.IN_WARRANTY)
+    await repair(harness, original)
+    await accept(original)
+    await harness.env.sleep(timedelta(days=89))
+    created = await claim(original)
+    claim_order = harness.handle(created.claim_order_id)
+    await assign(claim_order)
+    await check_in(claim_order)
+    await diagnose(claim_order)
+    await finish(claim_order)
+    await harness.env.sleep(timedelta(days=2))
+    await accept(claim_order, actor=customer_of(original.id))
+    return [original, claim_order]
+
+
+async def cancellation(harness: Harness) -> list[Handle]:
+    """Out of warranty: cancelled after the appointment was confirmed, for the visit fee."""
+    handle = await book(harness, "cancellation", WarrantyStatus.OUT_OF_WARRANTY)
+    await assign(handle)
+    await confirm_appointment(harness, handle)
+    await handle.execute_update(
+        RepairOrderWorkflow.cancel, CancelInput(actor=staff(), reason="fixed it myself")
+    )
+    return [handle]
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "happy_path": happy_path,
+    "rework": rework,
+    "quote_declined": quote_declined,
+    "warranty_claim": warranty_claim,
+    "cancellation": cancellation,
+}
+FINAL = {"cancellation": Stage.CANCELLED}
+
+
+def recorded() -> list[Path]:
+    return sorted(HISTORIES.glob("*.json"))
+
+
+async def recording_server() -> WorkflowEnvironment:
+    """A time-skipping server of the scenario's own.
+
+    The test server stops skipping time for good once an abandoned child outlives its closed
+    parent (the claim order of `warranty_claim`), so no scenario shares one with another.
+    """
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=DATA_CONVERTER,
+        test_server_existing_path=str(Path(sys.executable).parent / "temporal-test-server"),
+    )
+    await env.client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=env.client.namespace,
+            search_attributes={
+                key.name: IndexedValueType.ValueType(key.indexed_value_type)
+                for key in SEARCH_ATTRIBUTES
+            },
+        )
+    )
+    return env
+
+
+async def run_to_the_end(harness: Harness, handle: Handle, *, booked_here: bool) -> None:
+    """Skip time until the order has finished.
+
+    A handle from `start_workflow` skips time while awaiting its result; one on a child (a
+    claim order) does not, so time is moved a day at a time until that order closes.
+    """
+    if booked_here:
+        await handle.result()
+        return
+    while (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+        with suppress(TimeoutError):
+            await asyncio.wait_for(harness.env.sleep(timedelta(days=1)), timeout=2)
+
+
+class TestRecordHistories:
+    @pytest.mark.skipif(not RECORDING, reason="set REPAIRFLOW_RECORD_HISTORIES=1 to record")
+    @pytest.mark.parametrize("scenario", SCENARIOS)
+    async def test_record_scenario(self, scenario: str) -> None:
+        """Each scenario's orders run to their end; every workflow's history is written out."""
+        task_queue = f"tq-record-{uuid.uuid4().hex}"
+        spy = RecordsSpy()
+        async with (
+            await recording_server() as env,
+            Worker(
+                env.client,
+                task_queue=task_queue,
+                workflows=[RepairOrderWorkflow],
+                activities=[spy.record_order_event, spy.send_notification],
+            ),
+        ):
+            harness = Harness(env, task_queue, spy)
+            handles = await SCENARIOS[scenario](harness)
+            histories = {}
+            for index, handle in enumerate(handles):  # the order the scenario booked first
+                await run_to_the_end(harness, handle, booked_here=index == 0)
+                order = await handle.query(RepairOrderWorkflow.details)
+                assert order.stage == FINAL.get(scenario, Stage.CLOSED)
+                histories[handle.id] = (await handle.fetch_history()).to_json()
+        HISTORIES.mkdir(exist_ok=True)
+        for stale in HISTORIES.glob("*.json"):
+            if stale.stem == scenario or stale.stem.startswith(f"{scenario}-"):
+                stale.unlink()
+        for workflow_id, history in histories.items():
+            (HISTORIES / f"{workflow_id}.json").write_text(history + "\n")
+
+
+class TestReplay:
+    @pytest.mark.parametrize("path", recorded(), ids=lambda path: path.stem)
+    async def test_recorded_history_replays(self, path: Path) -> None:
+        """An order recorded with earlier code replays on the current code without a difference."""
+        history = WorkflowHistory.from_json(path.stem, await asyncio.to_thread(path.read_text))
+        replayer = Replayer(workflows=[RepairOrderWorkflow], data_converter=DATA_CONVERTER)
+        result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+        assert result.replay_failure is None, f"{path.name}: {result.replay_failure}"
+
+    def test_every_scenario_has_a_recorded_history(self) -> None:
+        """Deleting a scenario's history cannot make the replay gate pass by having less to do."""
+        stems = {path.stem for path in recorded()}
+        missing = [name for name in SCENARIOS if name not in stems]
+        assert not missing, f"no recorded history for {missing}; record them (see module doc)"
+        assert "warranty_claim-W1" in stems, "the claim order of warranty_claim is not recorded"
