@@ -440,6 +440,7 @@ class Order(BaseModel):
     sla: dict[Clock, SlaClock] = Field(default_factory=dict)
     escalations: list[Escalation] = Field(default_factory=list)
     rework_count: int = 0
+    reworks_by_technician: int = 0  # rejections since the current technician was assigned
     needs_reassignment: bool = False
     acceptance: Acceptance | None = None
     survey: Survey | None = None

@@ -264,6 +264,8 @@ class RepairOrderWorkflow:
         self._check_stage(
             "cancel", CANCELLABLE_STAGES, "an order can only be cancelled before check-in"
         )
+        if self.order.needs_reassignment:
+            raise refused(self.order, "cancel", "the work was done; a supervisor reassigns it")
 
     @workflow.update
     async def assign(self, input: AssignInput) -> Order:
@@ -272,6 +274,7 @@ class RepairOrderWorkflow:
             self.order.technician_id = input.technician_id
             self.order.appointment = None
             self.order.needs_reassignment = False
+            self.order.reworks_by_technician = 0
             self._stop_clock(Clock.RESPONSE)
             self._move_to(Stage.SCHEDULED, str(input.actor), f"assigned to {input.technician_id}")
             if previous:
@@ -600,8 +603,9 @@ class RepairOrderWorkflow:
 
     def _rework(self, actor: str, reason: str) -> None:
         self.order.rework_count += 1
+        self.order.reworks_by_technician += 1
         self.order.service_record = None
-        if self.order.rework_count > self.policy.visit.max_rework:
+        if self.order.reworks_by_technician > self.policy.visit.max_rework:
             self.order.needs_reassignment = True
             self._move_to(Stage.DISPATCHING, actor, f"rejected again: {reason}")
             self._escalate("rework_limit", "supervisor")
@@ -694,6 +698,8 @@ class RepairOrderWorkflow:
     def _settle_charges(self) -> None:
         """The approved quote is what the customer pays; without one, the repair is free."""
         quote = self.order.quote
+        if self.order.claim_of is not None:  # a warranty claim is repaired free, quote or not
+            quote = None
         self.order.charges = Charges(
             currency=self._currency,
             lines=quote.lines if quote is not None and quote.status == QuoteStatus.APPROVED else (),

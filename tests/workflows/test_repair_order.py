@@ -1335,6 +1335,42 @@ class TestAcceptance:
         assert [(e.to, e.reason) for e in order.escalations] == [("supervisor", "rework_limit")]
         assert harness.records.messages(Template.REWORK_REQUESTED, handle.id) == []
 
+    async def test_new_technician_gets_their_own_reworks(self, harness: Harness) -> None:
+        """After a supervisor reassigns, the new technician's first rejection is a rework."""
+        handle = await harness.book(policy=create_policy(visit={"max_rework": 1}))
+        await repair(harness, handle)
+        await reject(handle)
+        await finish(handle)
+        assert (await reject(handle)).needs_reassignment
+        await assign(handle, OTHER_TECHNICIAN, actor=supervisor())
+        other = technician(OTHER_TECHNICIAN)
+        await handle.execute_update(RepairOrderWorkflow.check_in, ActorInput(actor=other))
+        await handle.execute_update(
+            RepairOrderWorkflow.submit_service_record,
+            ServiceRecordInput(actor=other, record=create_service_record()),
+        )
+        await handle.execute_update(RepairOrderWorkflow.complete, ActorInput(actor=other))
+        order = await reject(handle)
+        assert order.stage == Stage.ON_SITE
+        assert order.technician_id == OTHER_TECHNICIAN
+        assert order.rework_count == 3
+        assert not order.needs_reassignment
+
+    async def test_order_waiting_for_reassignment_cannot_be_cancelled(
+        self, harness: Harness
+    ) -> None:
+        """Work was done and rejected: the order is reassigned, not cancelled away."""
+        handle = await harness.book(policy=create_policy(visit={"max_rework": 0}))
+        await repair(harness, handle)
+        await reject(handle)
+        await assert_refused(
+            handle,
+            RepairOrderWorkflow.cancel,
+            CancelInput(actor=staff(), reason="give up"),
+            "ActionRefused",
+            "a supervisor reassigns it",
+        )
+
     async def test_silence_for_72_hours_is_acceptance(self, harness: Harness) -> None:
         """A customer who says nothing for 72 h has accepted; at 71 h nothing has happened."""
         handle = await harness.book()
@@ -1480,6 +1516,21 @@ class TestWarrantyClaim:
             "stage:closed",
         ]
         assert (await details(claim_order)).stage == Stage.IN_WARRANTY
+
+    async def test_quote_on_a_claim_order_is_not_charged(self, harness: Harness) -> None:
+        """Even if the technician quotes extra parts on a claim, the re-repair stays free."""
+        handle = await harness.book(WarrantyStatus.OUT_OF_WARRANTY)
+        await repair(harness, handle, quote=create_quote_request())
+        await accept(handle)
+        claim_order = harness.handle((await claim(handle)).claim_order_id)
+        await assign(claim_order)
+        await check_in(claim_order)
+        await diagnose(claim_order, quote=create_quote_request())
+        await approve_quote(claim_order)
+        order = await finish(claim_order)
+        assert order.quote is not None
+        assert order.quote.total > 0
+        assert order.charges.total == Decimal("0.00")
 
     async def test_claim_on_day_91_finds_the_order_closed(self, harness: Harness) -> None:
         """After the window the order is closed: a claim gets "not found" and starts nothing."""
