@@ -8,6 +8,7 @@ import structlog
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.dispatch import DispatchActivities
 from activities.notifications import NotificationActivities
 from activities.records import RecordActivities
 from core.db import create_engine, prepare_schema
@@ -26,12 +27,17 @@ def build_worker(
     settings: Settings,
     records: RecordActivities,
     notifications: NotificationActivities,
+    dispatch: DispatchActivities,
 ) -> Worker:
     return Worker(
         client,
         task_queue=settings.task_queue,
         workflows=WORKFLOWS,
-        activities=[records.record_order_event, notifications.send_notification],
+        activities=[
+            records.record_order_event,
+            notifications.send_notification,
+            dispatch.find_candidates,
+        ],
     )
 
 
@@ -44,7 +50,11 @@ async def run_worker(settings: Settings) -> None:
         asyncio.get_running_loop().add_signal_handler(signum, stop.set)
     try:
         worker = build_worker(
-            client, settings, RecordActivities(engine), NotificationActivities(engine)
+            client,
+            settings,
+            RecordActivities(engine),
+            NotificationActivities(engine),
+            DispatchActivities(engine),
         )
         async with worker:
             log.info("worker started", task_queue=settings.task_queue)

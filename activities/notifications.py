@@ -160,12 +160,14 @@ TEMPLATES: Final[Mapping[Template, Mapping[Locale, Wording]]] = {
     Template.JOB_OFFERED: {
         "zh": Wording(
             "新工单待接",
-            "有新工单 {order_id} 派给您，请在 {deadline} 前接单或拒单，逾期将转派其他师傅。",
+            "有新工单 {order_id} 派给您：{category}，区域 {region}，客户期望时间 {window}。"
+            "请在 {deadline} 前接单或拒单，逾期将转派其他师傅。",
         ),
         "en": Wording(
             "New job offer",
-            "Job {order_id} is offered to you. Please accept or decline by {deadline};"
-            " after that it goes to another technician.",
+            "Job {order_id} is offered to you: {category} in {region}, customer's preferred"
+            " time {window}. Please accept or decline by {deadline}; after that it goes to"
+            " another technician.",
         ),
     },
     Template.JOB_ASSIGNED: {
@@ -244,6 +246,15 @@ REASONS: Final[Mapping[str, Mapping[Locale, str]]] = {
     "response_overdue": {
         "zh": "超时无师傅接单",
         "en": "no technician has accepted the order in time",
+    },
+    "offer_expired": {"zh": "接单超时，已转派", "en": "the offer expired unanswered"},
+    "no_technician": {
+        "zh": "没有可派的合格师傅，请人工派单",
+        "en": "no qualified technician is available; assign by hand",
+    },
+    "appointment_unconfirmed": {
+        "zh": "师傅未按时与客户确认上门时间",
+        "en": "the technician has not agreed a visit time with the customer",
     },
     "workshop_overdue": {"zh": "返厂维修超时", "en": "the workshop repair is overdue"},
     "parts_overdue": {"zh": "配件未按时到达", "en": "the parts have not arrived in time"},

@@ -13,6 +13,7 @@ from models.order import (
     Customer,
     Diagnosis,
     Escalation,
+    Offer,
     Order,
     PartRequest,
     PricedItem,
@@ -85,7 +86,7 @@ class OrderPublic(BaseModel):
     claim_of: str | None
     preferred_window: TimeWindow | None
     technician_id: str | None
-    offer: None = None
+    offer: Offer | None
     appointment: TimeWindow | None
     diagnosis: Diagnosis | None
     quote: QuotePublic | None
@@ -160,6 +161,7 @@ def order_view(order: Order, caller: Actor) -> OrderPublic:
         claim_of=order.claim_of,
         preferred_window=order.preferred_window,
         technician_id=order.technician_id,
+        offer=order.offer,
         appointment=order.appointment,
         diagnosis=order.diagnosis,
         quote=QuotePublic(

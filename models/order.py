@@ -484,6 +484,13 @@ class Order(BaseModel):
         )
 
 
+def visit_day(order: Order, policy: Policy) -> date:
+    """The day a technician's qualifications are judged on: the appointment, else the day the
+    customer asked for, else the booking day."""
+    window = order.appointment or order.preferred_window
+    return local_date(window.start if window is not None else order.booked_at, policy)
+
+
 class OrderEvent(Strict):
     """One row of the order's append-only event log; seq is minted in the workflow."""
 

@@ -46,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
         Fault,
         HazardInput,
         NoteInput,
+        Offer,
         Order,
         OrderEvent,
         OrderInput,
@@ -56,6 +57,7 @@ with workflow.unsafe.imports_passed_through():
         Quote,
         QuoteRequest,
         QuoteStatus,
+        ReasonInput,
         RecordInput,
         Role,
         ServiceRecordInput,
@@ -67,8 +69,10 @@ with workflow.unsafe.imports_passed_through():
         WindowInput,
         local_time_text,
         owns_order,
+        visit_day,
     )
     from models.policy import Duration
+    from models.technician import Candidate, CandidateQuery
 
 SYSTEM = "system"
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
@@ -79,6 +83,9 @@ EFFECT_RETRY = RetryPolicy(
     non_retryable_error_types=["UndeliverableNotification"],
 )
 WARRANTY_REMINDER_BEFORE = timedelta(days=7)
+# Patch ids: orders started before these changes replay without them.
+OFFER_LOOP = "offer-loop"
+APPOINTMENT_CLOCK = "appointment-confirm-clock"
 ON_SITE_WORK = frozenset({Stage.ON_SITE, Stage.WAITING_PARTS, Stage.IN_WORKSHOP})
 # Escalation reasons are codes: the timeline shows them, the notification words them per locale.
 ESCALATING_CLOCKS = {
@@ -151,6 +158,9 @@ class RepairOrderWorkflow:
         self._publish()
         for clock in list(self.order.sla):
             self._spawn(self._watch(clock))
+        # Orders booked before the offer loop existed wait for staff to assign by hand.
+        if workflow.patched(OFFER_LOOP) and self._looking_for_technician():
+            await self._offer_in_turn()
         while self.order.stage not in FINAL_STAGES:
             await workflow.wait_condition(
                 lambda: (
@@ -184,6 +194,78 @@ class RepairOrderWorkflow:
         self._notify(Template.BOOKING_CONFIRMED, Recipient.CUSTOMER)
         if priority != Priority.EMERGENCY:
             self._move_to(Stage.DISPATCHING, SYSTEM, "looking for a technician")
+
+    def _looking_for_technician(self) -> bool:
+        return self.order.stage == Stage.DISPATCHING and self.order.technician_id is None
+
+    async def _offer_in_turn(self) -> None:
+        """Offer the job to the best qualified technician not yet asked, one at a time, until
+        one accepts; nobody left to ask goes to a supervisor, who assigns by hand."""
+        while self._looking_for_technician():
+            candidates = await workflow.execute_activity(
+                "find_candidates",
+                self._candidate_query(),
+                result_type=list[Candidate],
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
+                retry_policy=EFFECT_RETRY,
+            )
+            if not self._looking_for_technician():
+                return  # assigned by hand or cancelled meanwhile
+            if not candidates:
+                async with self._lock:
+                    self._escalate("no_technician", "supervisor")
+                return
+            await self._offer(candidates[0].technician_id)
+
+    async def _offer(self, technician_id: str) -> None:
+        emergency = self.order.priority == Priority.EMERGENCY
+        timeout = (
+            self.policy.dispatch.offer_timeout_emergency
+            if emergency
+            else self.policy.dispatch.offer_timeout
+        )
+        expires_at = self._deadline(timeout)
+        async with self._lock:
+            self.order.offer = Offer(technician_id=technician_id, expires_at=expires_at)
+            self._log(SYSTEM, "offered", f"to {technician_id} until {expires_at.isoformat()}")
+            self._notify(
+                Template.JOB_OFFERED,
+                Recipient.TECHNICIAN,
+                technician_id=technician_id,
+                category=self.order.category,
+                region=self.order.region,
+                deadline=self._local(expires_at),
+                **(
+                    {"window": self._window_text(self.order.preferred_window)}
+                    if self.order.preferred_window
+                    else {}
+                ),
+            )
+        with suppress(TimeoutError):
+            await workflow.wait_condition(
+                lambda: self.order.offer is None, timeout=expires_at - workflow.now()
+            )
+        async with self._lock:
+            if self.order.offer is not None:  # nobody answered in time
+                self.order.offer = None
+                self.order.offered.append(technician_id)
+                self._log(SYSTEM, "offer expired", technician_id)
+                self._notify(
+                    Template.JOB_WITHDRAWN,
+                    Recipient.TECHNICIAN,
+                    technician_id=technician_id,
+                    reason="offer_expired",
+                )
+
+    def _candidate_query(self) -> CandidateQuery:
+        return CandidateQuery(
+            order_id=self.order.order_id,
+            category=self.order.category,
+            gas_fired=self.order.appliance.gas_fired,
+            region=self.order.region,
+            on_day=visit_day(self.order, self.policy),
+            exclude=tuple(self.order.offered),
+        )
 
     async def _await_acceptance(self) -> None:
         """The customer accepts or rejects; silence for the acceptance timeout is acceptance."""
@@ -270,13 +352,15 @@ class RepairOrderWorkflow:
     @workflow.update
     async def assign(self, input: AssignInput) -> Order:
         async with self._lock:
-            previous = self.order.technician_id
-            self.order.technician_id = input.technician_id
-            self.order.appointment = None
-            self.order.needs_reassignment = False
-            self.order.reworks_by_technician = 0
-            self._stop_clock(Clock.RESPONSE)
-            self._move_to(Stage.SCHEDULED, str(input.actor), f"assigned to {input.technician_id}")
+            previous, offer = self.order.technician_id, self.order.offer
+            self.order.offer = None
+            if offer is not None and offer.technician_id != input.technician_id:
+                self._notify(
+                    Template.JOB_WITHDRAWN,
+                    Recipient.TECHNICIAN,
+                    technician_id=offer.technician_id,
+                    reason="reassigned",
+                )
             if previous:
                 self._notify(
                     Template.JOB_WITHDRAWN,
@@ -284,9 +368,24 @@ class RepairOrderWorkflow:
                     technician_id=previous,
                     reason="reassigned",
                 )
-            self._notify(Template.JOB_ASSIGNED, Recipient.TECHNICIAN)
-            self._notify(Template.TECHNICIAN_ASSIGNED, Recipient.CUSTOMER)
+            self._take_on(
+                input.technician_id, str(input.actor), f"assigned to {input.technician_id}"
+            )
         return self.order
+
+    def _take_on(self, technician_id: str, actor: str, why: str) -> None:
+        """The technician now holds the order and must agree a time with the customer."""
+        self.order.technician_id = technician_id
+        self.order.appointment = None
+        self.order.needs_reassignment = False
+        self.order.reworks_by_technician = 0
+        self._stop_clock(Clock.RESPONSE)
+        if workflow.patched(APPOINTMENT_CLOCK):
+            self._stop_clock(Clock.APPOINTMENT_CONFIRM)
+            self._start_clock(Clock.APPOINTMENT_CONFIRM, self.policy.dispatch.appointment_confirm)
+        self._move_to(Stage.SCHEDULED, actor, why)
+        self._notify(Template.JOB_ASSIGNED, Recipient.TECHNICIAN)
+        self._notify(Template.TECHNICIAN_ASSIGNED, Recipient.CUSTOMER)
 
     @assign.validator
     def _may_assign(self, input: AssignInput) -> None:
@@ -302,9 +401,45 @@ class RepairOrderWorkflow:
             raise refused(self.order, "assign", f"it is already assigned to {input.technician_id}")
 
     @workflow.update
+    async def accept_offer(self, input: ActorInput) -> Order:
+        async with self._lock:
+            assert self.order.offer is not None
+            self.order.offer = None
+            self._take_on(input.actor.technician_id or "", str(input.actor), "accepted the offer")
+        return self.order
+
+    @accept_offer.validator
+    def _may_accept_offer(self, input: ActorInput) -> None:
+        self._check_offer_holder(input.actor, "accept the offer")
+
+    @workflow.update
+    async def decline_offer(self, input: ReasonInput) -> Order:
+        async with self._lock:
+            offer = self.order.offer
+            assert offer is not None
+            self.order.offer = None
+            self.order.offered.append(offer.technician_id)
+            self._log(str(input.actor), "offer declined", input.reason)
+        return self.order
+
+    @decline_offer.validator
+    def _may_decline_offer(self, input: ReasonInput) -> None:
+        self._check_offer_holder(input.actor, "decline the offer")
+
+    def _check_offer_holder(self, actor: Actor, action: str) -> None:
+        if actor.role not in ACTION_ROLES[action]:
+            raise forbidden(action, f"role {actor.role} may not")
+        offer = self.order.offer
+        if self.order.stage != Stage.DISPATCHING or offer is None:
+            raise refused(self.order, action, "no offer is open")
+        if actor.technician_id != offer.technician_id:
+            raise forbidden(action, "the offer is held by another technician")
+
+    @workflow.update
     async def confirm_appointment(self, input: WindowInput) -> Order:
         async with self._lock:
             self.order.appointment = input.window
+            self._stop_clock(Clock.APPOINTMENT_CONFIRM)
             self._move_deadline(Clock.ARRIVAL, input.window.end)
             self._log(str(input.actor), "appointment confirmed", self._window_text(input.window))
             self._notify(Template.APPOINTMENT_CONFIRMED, Recipient.CUSTOMER)
@@ -790,7 +925,27 @@ class RepairOrderWorkflow:
             self._escalate(ESCALATING_CLOCKS[clock], "supervisor")
         if clock == Clock.ARRIVAL:
             self._notify(Template.DELAY, Recipient.CUSTOMER)
+        if clock == Clock.APPOINTMENT_CONFIRM:
+            self._notify(
+                Template.CONTACT_CUSTOMER_REMINDER,
+                Recipient.TECHNICIAN,
+                deadline=self._local(self._deadline(self.policy.dispatch.appointment_confirm)),
+            )
+            self._spawn(self._escalate_unconfirmed_appointment())
         self._publish()
+
+    async def _escalate_unconfirmed_appointment(self) -> None:
+        """A reminded technician who still has not agreed a time is staff's to chase."""
+        technician_id = self.order.technician_id
+        await workflow.sleep(
+            self._deadline(self.policy.dispatch.appointment_confirm) - workflow.now()
+        )
+        if (
+            self.order.stage == Stage.SCHEDULED
+            and self.order.technician_id == technician_id
+            and self.order.appointment is None
+        ):
+            self._escalate("appointment_unconfirmed", "staff")
 
     def _escalate(self, reason: str, to: Literal["staff", "supervisor", "quality_manager"]) -> None:
         self.order.escalations.append(Escalation(reason=reason, to=to, at=workflow.now()))

@@ -8,8 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from temporalio.client import WorkflowHandle
 from temporalio.workflow import UpdateMethodMultiParam
 
+from activities.dispatch import qualifications
 from api.deps import OrderHandle, SessionDep, SettingsDep, TemporalDep, VisibleOrder, may, role
-from api.errors import PROBLEM_JSON
+from api.errors import PROBLEM_JSON, Conflict, NotFound
 from api.orders import act_on_order, book, read_order
 from api.views import BookingCreated, ClaimCreatedPublic, OrderPublic, order_view, warranty_view
 from core.tokens import mint_token
@@ -30,6 +31,7 @@ from models.order import (
     PartRequest,
     PartsInput,
     QuoteRequest,
+    ReasonInput,
     Role,
     ServiceRecord,
     ServiceRecordInput,
@@ -41,7 +43,10 @@ from models.order import (
     TimeWindow,
     WindowInput,
     require_reason_if_rejected,
+    visit_day,
 )
+from models.records import TechnicianRow
+from models.technician import unqualified_because
 from workflows.repair_order import RepairOrderWorkflow
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"])
@@ -189,11 +194,49 @@ async def cancel(
 
 @router.post("/{order_id}/assign", responses=ACTION_PROBLEMS)
 async def assign(
-    body: AssignBody, handle: OrderHandle, caller: Annotated[Actor, Depends(may("assign"))]
+    body: AssignBody,
+    handle: OrderHandle,
+    caller: Annotated[Actor, Depends(may("assign"))],
+    session: SessionDep,
+    settings: SettingsDep,
 ) -> OrderPublic:
-    """Assign or reassign the order to a technician by hand."""
+    """Assign or reassign the order to a registered technician qualified for it."""
+    order = await read_order(handle)
+    technician = await session.get(TechnicianRow, body.technician_id)
+    if technician is None:
+        raise NotFound(f"no technician {body.technician_id}")
+    reason = unqualified_because(
+        qualifications(technician),
+        order.category,
+        order.appliance.gas_fired,
+        visit_day(order, settings.policy),
+    )
+    if reason is not None:
+        raise Conflict(f"cannot assign: order is {order.stage}; {reason}")
     update = AssignInput(actor=caller, technician_id=body.technician_id)
     return await _act(handle, RepairOrderWorkflow.assign, update, "assign", caller)
+
+
+@router.post("/{order_id}/offer/accept", responses=ACTION_PROBLEMS)
+async def accept_offer(
+    handle: OrderHandle, caller: Annotated[Actor, Depends(may("accept the offer"))]
+) -> OrderPublic:
+    """The technician holding the offer takes the job."""
+    update = ActorInput(actor=caller)
+    return await _act(handle, RepairOrderWorkflow.accept_offer, update, "accept the offer", caller)
+
+
+@router.post("/{order_id}/offer/decline", responses=ACTION_PROBLEMS)
+async def decline_offer(
+    body: ReasonBody,
+    handle: OrderHandle,
+    caller: Annotated[Actor, Depends(may("decline the offer"))],
+) -> OrderPublic:
+    """The technician holding the offer turns it down; the next candidate is asked."""
+    update = ReasonInput(actor=caller, reason=body.reason)
+    return await _act(
+        handle, RepairOrderWorkflow.decline_offer, update, "decline the offer", caller
+    )
 
 
 @router.post("/{order_id}/appointment", responses=ACTION_PROBLEMS)

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from activities.dispatch import DispatchActivities
 from activities.notifications import NotificationActivities
 from activities.records import RecordActivities
 from api.main import create_app
@@ -56,6 +57,7 @@ async def worker(
         settings,
         RecordActivities(records_engine),
         NotificationActivities(records_engine),
+        DispatchActivities(records_engine),
     )
     async with worker:
         yield

@@ -14,6 +14,7 @@ import httpx
 import pytest
 from temporalio.client import Client
 
+from tests.api.test_technicians import create_technician_json
 from tests.factories import create_booking_json
 
 Auth = Callable[..., dict[str, str]]
@@ -63,8 +64,15 @@ def window(days: int = 1, hours: int = 2) -> Json:
     return {"start": start.isoformat(), "end": (start + timedelta(hours=hours)).isoformat()}
 
 
-def new_technician_id() -> str:
-    return f"T-{uuid.uuid4().hex[:10].upper()}"
+async def new_technician_id(api: httpx.AsyncClient, auth: Auth) -> str:
+    """A technician registered for the appliances these tests book, in their region."""
+    technician = create_technician_json(
+        id=f"T-{uuid.uuid4().hex[:10].upper()}",
+        skills=["refrigerator", "washing_machine", "gas_stove", "air_conditioner"],
+    )
+    response = await api.post("/v1/technicians", json=technician, headers=auth("admin"))
+    assert response.status_code == 201, response.text
+    return str(technician["id"])
 
 
 @dataclass(frozen=True)
@@ -128,7 +136,7 @@ def drive(api: httpx.AsyncClient, auth: Auth) -> Drive:
         if out_of_warranty:
             booking.setdefault("appliance", OUT_OF_WARRANTY)
         created = await book(api, auth, **booking)
-        order_id, technician_id = created["order_id"], new_technician_id()
+        order_id, technician_id = created["order_id"], await new_technician_id(api, auth)
         headers: dict[Role, Headers] = {
             "staff": auth("staff"),
             "supervisor": auth("supervisor"),
@@ -324,10 +332,12 @@ class TestCancel:
 
 
 class TestAssign:
-    async def test_staff_assigns_a_technician(self, api: httpx.AsyncClient, drive: Drive) -> None:
+    async def test_staff_assigns_a_technician(
+        self, api: httpx.AsyncClient, auth: Auth, drive: Drive
+    ) -> None:
         """The order is scheduled with the technician named."""
         order = await drive("booked")
-        technician_id = new_technician_id()
+        technician_id = await new_technician_id(api, auth)
         response = await api.post(
             f"{order.url}/assign", json={"technician_id": technician_id}, headers=order.by("staff")
         )
@@ -344,7 +354,7 @@ class TestAssign:
             created = await book(api, auth)
             response = await api.post(
                 f"/v1/orders/{created['order_id']}/assign",
-                json={"technician_id": new_technician_id()},
+                json={"technician_id": await new_technician_id(api, auth)},
                 headers=auth("staff"),
             )
             assert response.status_code == 200, response.text
@@ -354,7 +364,7 @@ class TestAssign:
     ) -> None:
         """After reassignment the order belongs to the new technician only."""
         order = await drive("assigned")
-        second = new_technician_id()
+        second = await new_technician_id(api, auth)
         response = await api.post(
             f"{order.url}/assign", json={"technician_id": second}, headers=order.by("supervisor")
         )
@@ -367,7 +377,7 @@ class TestAssign:
         assert checked_in.status_code == 200, checked_in.text
 
     async def test_search_attribute_follows_the_technician(
-        self, api: httpx.AsyncClient, drive: Drive, temporal: Client
+        self, api: httpx.AsyncClient, auth: Auth, drive: Drive, temporal: Client
     ) -> None:
         """Operators find the order in the Web UI by its technician, also after reassignment."""
         order = await drive("assigned")
@@ -377,7 +387,7 @@ class TestAssign:
             return [wf.id async for wf in temporal.list_workflows(query)]
 
         assert await eventually(lambda: found(order.technician_id), bool) == [order.order_id]
-        second = new_technician_id()
+        second = await new_technician_id(api, auth)
         response = await api.post(
             f"{order.url}/assign", json={"technician_id": second}, headers=order.by("staff")
         )
@@ -385,16 +395,18 @@ class TestAssign:
         assert await eventually(lambda: found(second), bool) == [order.order_id]
         assert await found(order.technician_id) == []
 
-    async def test_other_roles_are_refused(self, api: httpx.AsyncClient, drive: Drive) -> None:
+    async def test_other_roles_are_refused(
+        self, api: httpx.AsyncClient, auth: Auth, drive: Drive
+    ) -> None:
         """Technicians, customers, auditors and admins cannot assign."""
         order = await drive("assigned")
         roles: list[Role] = ["technician", "customer", "auditor", "admin"]
-        body = {"technician_id": new_technician_id()}
+        body = {"technician_id": await new_technician_id(api, auth)}
         statuses = await refused_for_roles(api, order, "assign", roles, body)
         assert statuses == all_forbidden(roles)
 
     async def test_after_check_in_is_409_naming_the_stage(
-        self, api: httpx.AsyncClient, drive: Drive
+        self, api: httpx.AsyncClient, auth: Auth, drive: Drive
     ) -> None:
         """A technician on site is not replaced by assignment."""
         order = await drive("checked_in")
@@ -404,7 +416,7 @@ class TestAssign:
             "assign",
             by=order.by("staff"),
             status=409,
-            json={"technician_id": new_technician_id()},
+            json={"technician_id": await new_technician_id(api, auth)},
         )
         assert "on_site" in body["detail"]
 
@@ -1297,7 +1309,7 @@ class TestAnotherTechnician:
     ) -> None:
         """A technician acts only on orders assigned to them, even when the stage fits."""
         order = await drive(step)
-        other = auth("technician", technician_id=new_technician_id())
+        other = auth("technician", technician_id=await new_technician_id(api, auth))
         await refused(api, order, path, by=other, status=403, json=body)
 
     async def test_technician_of_another_order_cannot_read_it(
@@ -1308,7 +1320,7 @@ class TestAnotherTechnician:
         mine = await api.get(order.url, headers=order.by("technician"))
         assert mine.status_code == 200, mine.text
         other = await api.get(
-            order.url, headers=auth("technician", technician_id=new_technician_id())
+            order.url, headers=auth("technician", technician_id=await new_technician_id(api, auth))
         )
         problem(other, 403)
 
