@@ -266,6 +266,20 @@ REASONS: Final[Mapping[str, Mapping[Locale, str]]] = {
 }
 
 
+CATEGORIES: Final[Mapping[str, Mapping[Locale, str]]] = {
+    "air_conditioner": {"zh": "空调", "en": "air conditioner"},
+    "refrigerator": {"zh": "冰箱", "en": "refrigerator"},
+    "washing_machine": {"zh": "洗衣机", "en": "washing machine"},
+    "television": {"zh": "电视", "en": "television"},
+    "water_heater": {"zh": "热水器", "en": "water heater"},
+    "range_hood": {"zh": "油烟机", "en": "range hood"},
+    "gas_stove": {"zh": "燃气灶", "en": "gas stove"},
+    "small_appliance": {"zh": "小家电", "en": "small appliance"},
+    "electrical": {"zh": "电路", "en": "electrical work"},
+    "plumbing": {"zh": "水路", "en": "plumbing"},
+}
+
+
 class Rendered(NamedTuple):
     subject: str
     body: str
@@ -290,6 +304,9 @@ def render(template: Template, locale: Locale, params: Mapping[str, str]) -> Ren
     reason = params.get("reason")
     if reason is not None and reason in REASONS:
         values["reason"] = REASONS[reason][locale]
+    category = params.get("category")
+    if category is not None and category in CATEGORIES:
+        values["category"] = CATEGORIES[category][locale]
     subject, body = wording.subject.format_map(values), wording.body.format_map(values)
     return Rendered(subject, body, tuple(values.missing))
 

@@ -36,6 +36,8 @@ PARAMS = {
     "deadline": "2026-11-20 10:15",
     "complaint_id": "RF261120-ABC123-C1",
     "update": "acknowledged",
+    "category": "gas_stove",
+    "region": "pudong",
 }
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
@@ -257,3 +259,13 @@ class TestSendNotification:
         (row,) = await notification_rows(engine)
         assert (row.status, row.destination) == ("failed", None)
         assert row.error == "no contact for the customer"
+
+
+class TestCategoryNames:
+    def test_offer_names_the_appliance_in_the_reader_language(self) -> None:
+        """A technician reads "燃气灶" in Chinese and "gas stove" in English, not a code."""
+        zh = render(Template.JOB_OFFERED, "zh", PARAMS)
+        en = render(Template.JOB_OFFERED, "en", PARAMS)
+        assert "燃气灶" in zh.body
+        assert "gas stove" in en.body
+        assert "gas_stove" not in zh.body + en.body
