@@ -27,7 +27,14 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, Worker
 
 from core.temporal import DATA_CONVERTER
-from models.order import SEARCH_ATTRIBUTES, CancelInput, Stage, WarrantyStatus
+from models.order import (
+    SEARCH_ATTRIBUTES,
+    ActorInput,
+    CancelInput,
+    ReasonInput,
+    Stage,
+    WarrantyStatus,
+)
 from models.policy import Policy
 from tests.factories import (
     create_appliance,
@@ -36,6 +43,7 @@ from tests.factories import (
     create_quote_request,
 )
 from tests.workflows.test_repair_order import (
+    TECHNICIAN,
     Handle,
     Harness,
     RecordsSpy,
@@ -44,13 +52,16 @@ from tests.workflows.test_repair_order import (
     check_in,
     claim,
     confirm_appointment,
+    create_candidate,
     customer_of,
     decline_quote,
     diagnose,
+    eventually,
     finish,
     reject,
     repair,
     staff,
+    technician,
 )
 from workflows.repair_order import RepairOrderWorkflow
 
@@ -126,7 +137,27 @@ async def cancellation(harness: Harness) -> list[Handle]:
     return [handle]
 
 
+async def offer_accepted(harness: Harness) -> list[Handle]:
+    """Dispatched by offers: the first technician declines, the next accepts and repairs."""
+    harness.records.candidates = [create_candidate("T-300"), create_candidate(TECHNICIAN)]
+    handle = await book(harness, "offer_accepted", WarrantyStatus.IN_WARRANTY)
+    await eventually(handle, lambda o: o.offer is not None)
+    await handle.execute_update(
+        RepairOrderWorkflow.decline_offer,
+        ReasonInput(actor=technician("T-300"), reason="on leave"),
+    )
+    await eventually(handle, lambda o: o.offer is not None and o.offer.technician_id == TECHNICIAN)
+    await handle.execute_update(RepairOrderWorkflow.accept_offer, ActorInput(actor=technician()))
+    await confirm_appointment(harness, handle)
+    await check_in(handle)
+    await diagnose(handle)
+    await finish(handle)
+    await accept(handle)
+    return [handle]
+
+
 SCENARIOS: dict[str, Scenario] = {
+    "offer_accepted": offer_accepted,
     "happy_path": happy_path,
     "rework": rework,
     "quote_declined": quote_declined,
@@ -189,7 +220,7 @@ class TestRecordHistories:
                 env.client,
                 task_queue=task_queue,
                 workflows=[RepairOrderWorkflow],
-                activities=[spy.record_order_event, spy.send_notification],
+                activities=[spy.record_order_event, spy.send_notification, spy.find_candidates],
             ),
         ):
             harness = Harness(env, task_queue, spy)
