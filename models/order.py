@@ -202,10 +202,6 @@ def order_workflow_id(order_id: str) -> str:
     return order_id
 
 
-def order_id_from_workflow_id(workflow_id: str) -> str:
-    return workflow_id
-
-
 class OrderInput(Strict):
     """Everything the workflow needs to start; the policy is fixed for the order's life."""
 
