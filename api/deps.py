@@ -116,8 +116,13 @@ OrderHandle = Annotated[WorkflowHandle[object, object], Depends(order_handle)]
 async def visible_order(handle: OrderHandle, caller: CallerDep) -> Order:
     """The order as the workflow holds it, if the caller may read it."""
     order = await read_order(handle)
-    if caller.role == Role.TECHNICIAN and order.technician_id != caller.technician_id:
-        raise Forbidden("this order is not assigned to this technician")
+    offered = order.offer is not None and order.offer.technician_id == caller.technician_id
+    if (
+        caller.role == Role.TECHNICIAN
+        and order.technician_id != caller.technician_id
+        and not offered
+    ):
+        raise Forbidden("this order is not assigned or offered to this technician")
     return order
 
 

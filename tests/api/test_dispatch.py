@@ -229,3 +229,25 @@ class TestWorkload:
 
         expected = {holder: 1, other: 1}
         assert await poll(counts, lambda c: c == expected) == expected
+
+
+class TestOfferedTechnicianReads:
+    async def test_offered_technician_reads_the_job_without_personal_data(
+        self, api: httpx.AsyncClient, auth: Auth
+    ) -> None:
+        """The technician deciding on an offer sees what and where, not who or the address."""
+        region = new_region()
+        holder = await register(api, auth, region)
+        created = await book(api, auth, region)
+        await poll(
+            lambda: order_of(api, auth, created["order_id"]), lambda o: o["offer"] is not None
+        )
+        response = await api.get(
+            f"/v1/orders/{created['order_id']}", headers=auth("technician", technician_id=holder)
+        )
+        assert response.status_code == 200
+        order = response.json()
+        assert order["category"] == "refrigerator"
+        assert order["customer"]["region"] == region
+        assert order["customer"]["phone"] is None
+        assert order["customer"]["address"] is None
