@@ -1014,7 +1014,14 @@ class RepairOrderWorkflow:
             text.setdefault("window", self._window_text(self.order.appointment))
         self._messages.append(
             NotificationInput(
-                key=f"{self.order.order_id}:{len(self.order.timeline)}:{template}:{recipient}",
+                key=":".join(
+                    [self.order.order_id, str(len(self.order.timeline)), template, recipient]
+                    + (
+                        [technician_id]
+                        if recipient == Recipient.TECHNICIAN and technician_id
+                        else []
+                    )
+                ),
                 order_id=self.order.order_id,
                 template=template,
                 recipient=recipient,
