@@ -477,6 +477,9 @@ class Order(BaseModel):
             customer_name=self.customer.name,
             customer_phone=self.customer.phone,
             survey_score=self.survey.mean if self.survey else None,
+            rework_count=self.rework_count,
+            claims=len(self.claims),
+            accepted_at=self.acceptance.at if self.acceptance else None,
         )
 
 
@@ -520,6 +523,9 @@ class OrderSnapshot(Strict):
     customer_name: str
     customer_phone: str
     survey_score: Decimal | None = None  # mean of the four answers, for technician ratings
+    rework_count: int = 0
+    claims: int = 0
+    accepted_at: datetime | None = None
 
 
 class RecordInput(Strict):

@@ -48,6 +48,9 @@ class OrderRow(SQLModel, table=True):
     updated_at: datetime = Field(sa_column=_utc_column())
     last_seq: int = 0
     survey_score: Decimal | None = Field(default=None, sa_column=Column(Numeric(3, 2)))
+    rework_count: int = 0
+    claims: int = 0
+    accepted_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
     # Personal data, erased a configurable time after the order closes.
     customer_name: str | None = Field(default=None, max_length=200)
     customer_phone: str | None = Field(default=None, max_length=32)

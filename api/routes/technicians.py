@@ -11,10 +11,10 @@ from sqlmodel import col, select
 
 from activities.dispatch import open_orders, ratings
 from api.deps import SessionDep, role
-from api.errors import PROBLEM_JSON, Conflict, NotFound
+from api.errors import PROBLEM_JSON, Conflict, Forbidden, NotFound
 from models.catalog import Category
-from models.order import Actor, Role, ShortText
-from models.records import TechnicianRow
+from models.order import OPEN_STAGES, Actor, Role, ShortText
+from models.records import OrderRow, TechnicianRow
 from models.technician import Certificate, TechnicianBase, TechnicianStatus
 
 router = APIRouter(prefix="/v1/technicians", tags=["technicians"])
@@ -183,3 +183,60 @@ async def update_technician(
     row.updated_at = datetime.now(UTC)
     await session.flush()
     return (await _public(session, [row], caller))[0]
+
+
+class Performance(BaseModel):
+    """Quality figures over the orders a technician holds or held last (claims included)."""
+
+    technician_id: str
+    orders: int
+    open_orders: int
+    completed: int
+    first_time_fix_rate: Decimal | None  # accepted without rework and with no warranty claim
+    rework_rate: Decimal | None
+    repeat_failure_rate: Decimal | None
+    sla_breached_orders: int
+    mean_hours_to_acceptance: Decimal | None
+    rating: Decimal | None
+
+
+def _share(part: int, whole: int) -> Decimal | None:
+    return (Decimal(part) / whole).quantize(Decimal("0.001")) if whole else None
+
+
+@router.get("/{technician_id}/performance", responses=_problems(401, 403, 404))
+async def technician_performance(
+    technician_id: TechnicianId,
+    caller: Annotated[Actor, Depends(role(*Role))],
+    session: SessionDep,
+) -> Performance:
+    """The technician's quality figures, from the orders read model."""
+    allowed = caller.role in (Role.STAFF, Role.SUPERVISOR, Role.ADMIN, Role.AUDITOR)
+    if not allowed and not (
+        caller.role == Role.TECHNICIAN and caller.technician_id == technician_id
+    ):
+        raise Forbidden("only the office, or the technician themselves, read this")
+    await _load(session, technician_id)
+    orders = (
+        await session.scalars(select(OrderRow).where(OrderRow.technician_id == technician_id))
+    ).all()
+    completed = [o for o in orders if o.accepted_at is not None]
+    hours = [
+        (o.accepted_at - o.booked_at).total_seconds() / 3600 for o in completed if o.accepted_at
+    ]
+    return Performance(
+        technician_id=technician_id,
+        orders=len(orders),
+        open_orders=sum(o.stage in OPEN_STAGES for o in orders),
+        completed=len(completed),
+        first_time_fix_rate=_share(
+            sum(o.rework_count == 0 and o.claims == 0 for o in completed), len(completed)
+        ),
+        rework_rate=_share(sum(o.rework_count > 0 for o in completed), len(completed)),
+        repeat_failure_rate=_share(sum(o.claims > 0 for o in completed), len(completed)),
+        sla_breached_orders=sum(o.sla_breached for o in orders),
+        mean_hours_to_acceptance=(
+            Decimal(sum(hours) / len(hours)).quantize(Decimal("0.1")) if hours else None
+        ),
+        rating=(await ratings(session, [technician_id])).get(technician_id),
+    )

@@ -251,3 +251,69 @@ class TestOfferedTechnicianReads:
         assert order["customer"]["region"] == region
         assert order["customer"]["phone"] is None
         assert order["customer"]["address"] is None
+
+
+SERVICE_RECORD = {
+    "repair_item": "rewire",
+    "fault_cause": "loose wire",
+    "method": "rewired",
+    "labour_minutes": 30,
+    "photos_before": ["b.jpg"],
+    "photos_after": ["a.jpg"],
+}
+
+
+class TestPerformance:
+    async def test_figures_count_reworks_and_acceptances(
+        self, api: httpx.AsyncClient, auth: Auth
+    ) -> None:
+        """One order accepted after a rework: completed 1, rework rate 1, first-time fix 0."""
+        region = new_region()
+        technician_id = await register(api, auth, region)
+        created = await book(api, auth, region)
+        url = f"/v1/orders/{created['order_id']}"
+        assigned = await api.post(
+            f"{url}/assign", json={"technician_id": technician_id}, headers=auth("staff")
+        )
+        assert assigned.status_code == 200
+        tech = auth("technician", technician_id=technician_id)
+        for step, body in [
+            ("check-in", None),
+            ("diagnosis", {"fault_cause": "loose wire", "plan": "fix it"}),
+            ("service-record", SERVICE_RECORD),
+            ("complete", None),
+        ]:
+            assert (await api.post(f"{url}/{step}", json=body, headers=tech)).status_code == 200
+        staff = auth("staff")
+        rejected = await api.post(
+            f"{url}/acceptance", json={"accepted": False, "reason": "leaks"}, headers=staff
+        )
+        assert rejected.status_code == 200
+        for step, body in [("service-record", SERVICE_RECORD), ("complete", None)]:
+            assert (await api.post(f"{url}/{step}", json=body, headers=tech)).status_code == 200
+        accepted = await api.post(f"{url}/acceptance", json={"accepted": True}, headers=staff)
+        assert accepted.status_code == 200
+
+        async def figures() -> dict[str, Any]:
+            response = await api.get(f"/v1/technicians/{technician_id}/performance", headers=tech)
+            assert response.status_code == 200
+            body: dict[str, Any] = response.json()
+            return body
+
+        performance = await poll(figures, lambda f: f["completed"] == 1)
+        assert performance["orders"] == 1
+        assert performance["open_orders"] == 0
+        assert performance["rework_rate"] == "1.000"
+        assert performance["first_time_fix_rate"] == "0.000"
+        assert performance["repeat_failure_rate"] == "0.000"
+
+    async def test_another_technician_may_not_read_them(
+        self, api: httpx.AsyncClient, auth: Auth
+    ) -> None:
+        """A technician reads only their own figures; an unknown technician is 404."""
+        technician_id = await register(api, auth, new_region())
+        other = auth("technician", technician_id="T-SOMEONE-ELSE")
+        response = await api.get(f"/v1/technicians/{technician_id}/performance", headers=other)
+        assert response.status_code == 403
+        missing = await api.get("/v1/technicians/T-NOBODY/performance", headers=auth("auditor"))
+        assert missing.status_code == 404
