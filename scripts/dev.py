@@ -11,6 +11,7 @@ import json
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -128,12 +129,23 @@ def worker_polls(describe_task_queue: list[str], since: datetime) -> bool:
     return any(datetime.fromisoformat(p["lastAccessTime"]) >= since for p in pollers)
 
 
-def http_ok(url: str) -> bool:
+def api_ready(url: str) -> bool:
+    """Our API's readiness answer, not just anything listening on the port."""
     try:
         with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - our own loopback URL
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError):
+            return bool(json.loads(response.read()).get("status") == "ready")
+    except (urllib.error.URLError, OSError, ValueError):
         return False
+
+
+def refuse_busy_ports(ports: dict[str, int]) -> None:
+    """Say which port clashes before starting anything, rather than fail half-way."""
+    if len(set(ports.values())) < len(ports):
+        raise SystemExit(f"repairflow cannot start: two services on one port: {ports}")
+    for name, port in ports.items():
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                raise SystemExit(f"repairflow cannot start: port {port} ({name}) is in use")
 
 
 def stop_all(children: dict[str, subprocess.Popen[bytes]]) -> None:
@@ -174,6 +186,13 @@ def run_service() -> int:
     os.environ.update(env)
     settings = load_settings()  # a bad setting or policy stops everything before anything starts
     temporal_port = settings.temporal_address.rsplit(":", 1)[-1]
+    refuse_busy_ports(
+        {
+            "Temporal": int(temporal_port),
+            "Temporal Web UI (Temporal port + 1000)": int(temporal_port) + 1000,
+            "API": settings.api_port,
+        }
+    )
     bin_dir = VENV / "bin"
     server = [
         str(bin_dir / "temporal"),
@@ -238,7 +257,7 @@ def run_service() -> int:
         wait_until(lambda: worker_polls(pollers, worker_started), children, "the worker")
         children["api"] = start("api", [str(bin_dir / "python"), "-m", "api"], env)
         api = f"http://127.0.0.1:{settings.api_port}"
-        wait_until(lambda: http_ok(f"{api}/readyz"), children, "the API")
+        wait_until(lambda: api_ready(f"{api}/readyz"), children, "the API")
         tokens = dev_tokens(env["REPAIRFLOW_AUTH_SECRET"])
         (DATA / "dev-tokens.json").write_text(json.dumps(tokens, indent=2))
         print(

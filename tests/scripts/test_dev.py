@@ -140,3 +140,19 @@ class TestDevCommand:
         assert "acceptance.timeout" in result.stderr
         assert "72 hours" in result.stderr
         assert not listening(service.temporal_port)
+
+    def test_port_clash_is_refused_before_anything_starts(self, service: Service) -> None:
+        """An API port that is the Web UI's (Temporal port + 1000) is named, nothing starts."""
+        service.env["REPAIRFLOW_API_PORT"] = str(service.temporal_port + 1000)
+        result = subprocess.run(
+            [sys.executable, "scripts/dev.py", "up"],
+            cwd=ROOT,
+            env=service.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode != 0
+        assert "two services on one port" in result.stderr
+        assert "repairflow is running" not in result.stdout
+        assert not listening(service.temporal_port)
