@@ -311,6 +311,11 @@ class RepairOrderWorkflow:
             self._move_deadline(Clock.ARRIVAL, input.window.end)
             self._log(str(input.actor), "rescheduled", self._window_text(input.window))
             if self.order.technician_id:
+                if workflow.patched(APPOINTMENT_CLOCK):  # the technician must confirm again
+                    self._stop_clock(Clock.APPOINTMENT_CONFIRM)
+                    self._start_clock(
+                        Clock.APPOINTMENT_CONFIRM, self.policy.dispatch.appointment_confirm
+                    )
                 self._notify(
                     Template.APPOINTMENT_CHANGED,
                     Recipient.TECHNICIAN,
@@ -457,6 +462,8 @@ class RepairOrderWorkflow:
     async def check_in(self, input: ActorInput) -> Order:
         async with self._lock:
             self._stop_clock(Clock.ARRIVAL)
+            # Arriving without a confirmed time (an emergency, say) ends the wait for one.
+            self._stop_clock(Clock.APPOINTMENT_CONFIRM)
             if Clock.GENERAL_REPAIR not in self.order.sla:
                 self._start_clock(Clock.GENERAL_REPAIR, self.policy.visit.general_repair)
             self._move_to(Stage.ON_SITE, str(input.actor), "arrived")
@@ -668,6 +675,8 @@ class RepairOrderWorkflow:
     @record_acceptance.validator
     def _may_record_acceptance(self, input: AcceptanceInput) -> None:
         self._check_caller(input.actor, "record acceptance")
+        if self.order.acceptance is not None and self.order.stage != Stage.AWAITING_ACCEPTANCE:
+            raise refused(self.order, "record acceptance", "the work was already accepted")
         self._check_stage(
             "record acceptance", {Stage.AWAITING_ACCEPTANCE}, "the work is not finished"
         )

@@ -15,7 +15,15 @@ from activities.dispatch import DispatchActivities
 from core.db import create_engine, prepare_schema
 from models.catalog import Category
 from models.notification import Recipient, Template
-from models.order import ActorInput, Clock, Priority, ReasonInput, Stage
+from models.order import (
+    ActorInput,
+    Clock,
+    Priority,
+    ReasonInput,
+    Stage,
+    TimeWindow,
+    WindowInput,
+)
 from models.records import OrderRow, TechnicianRow
 from tests.factories import create_policy
 from tests.workflows.test_repair_order import (
@@ -23,6 +31,7 @@ from tests.workflows.test_repair_order import (
     Harness,
     RecordsSpy,
     assert_refused,
+    customer_of,
     details,
     eventually,
     finish_quietly,
@@ -254,3 +263,48 @@ class TestOfferAnswers:
         assert [(e.to, e.reason) for e in order.escalations] == [
             ("staff", "appointment_unconfirmed")
         ]
+
+    async def test_check_in_without_an_appointment_ends_the_wait_for_one(
+        self, harness: Harness, registry: AsyncEngine
+    ) -> None:
+        """A technician who simply arrives is not reminded to agree a time afterwards."""
+        await register(registry, "T-A")
+        handle = await harness.book()
+        await offered_to(handle, "T-A")
+        await handle.execute_update(
+            RepairOrderWorkflow.accept_offer, ActorInput(actor=technician("T-A"))
+        )
+        order = await handle.execute_update(
+            RepairOrderWorkflow.check_in, ActorInput(actor=technician("T-A"))
+        )
+        clock = order.sla[Clock.APPOINTMENT_CONFIRM]
+        assert clock.stopped_at is not None
+        assert not clock.breached
+        await harness.env.sleep(timedelta(minutes=31))
+        assert harness.records.messages(Template.CONTACT_CUSTOMER_REMINDER, handle.id) == []
+        assert not (await settled(handle)).sla_breached
+
+    async def test_reschedule_asks_the_technician_to_confirm_again(
+        self, harness: Harness, registry: AsyncEngine
+    ) -> None:
+        """A customer's new window restarts the 30 minutes the technician has to confirm it."""
+        await register(registry, "T-A")
+        handle = await harness.book()
+        await offered_to(handle, "T-A")
+        await handle.execute_update(
+            RepairOrderWorkflow.accept_offer, ActorInput(actor=technician("T-A"))
+        )
+        now = await harness.now()
+        window = TimeWindow(start=now + timedelta(days=1), end=now + timedelta(days=1, hours=2))
+        await handle.execute_update(
+            RepairOrderWorkflow.confirm_appointment,
+            WindowInput(actor=technician("T-A"), window=window),
+        )
+        later = TimeWindow(start=now + timedelta(days=2), end=now + timedelta(days=2, hours=2))
+        order = await handle.execute_update(
+            RepairOrderWorkflow.reschedule, WindowInput(actor=customer_of(handle.id), window=later)
+        )
+        assert order.appointment is None
+        assert order.sla[Clock.APPOINTMENT_CONFIRM].stopped_at is None
+        await harness.env.sleep(timedelta(minutes=31))
+        await sent_eventually(harness, Template.CONTACT_CUSTOMER_REMINDER, handle.id)

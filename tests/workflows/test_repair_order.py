@@ -1382,6 +1382,19 @@ class TestAcceptance:
             "a supervisor reassigns it",
         )
 
+    async def test_accepting_twice_says_it_was_already_accepted(self, harness: Harness) -> None:
+        """A second acceptance is refused with the real reason, not "not finished"."""
+        handle = await harness.book()
+        await repair(harness, handle)
+        await accept(handle)
+        await assert_refused(
+            handle,
+            RepairOrderWorkflow.record_acceptance,
+            AcceptanceInput(actor=customer_of(handle.id), accepted=True),
+            "ActionRefused",
+            "already accepted",
+        )
+
     async def test_silence_for_72_hours_is_acceptance(self, harness: Harness) -> None:
         """A customer who says nothing for 72 h has accepted; at 71 h nothing has happened."""
         handle = await harness.book()
