@@ -42,6 +42,10 @@ class NotFound(ProblemError):
     status, title = 404, "Not Found"
 
 
+class Unprocessable(ProblemError):
+    status, title = 422, "Unprocessable Content"
+
+
 class Conflict(ProblemError):
     status, title = 409, "Conflict"
 

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 from models.order import (
     Acceptance,
     Actor,
+    Appliance,
     ChargeLine,
     Customer,
     Diagnosis,
@@ -81,6 +82,7 @@ class OrderPublic(BaseModel):
     region: str
     warranty: WarrantyPublic
     customer: CustomerPublic
+    appliance: Appliance
     fault: str
     booked_at: datetime
     claim_of: str | None
@@ -156,6 +158,7 @@ def order_view(order: Order, caller: Actor) -> OrderPublic:
         region=order.region,
         warranty=warranty_view(order.warranty),
         customer=customer_view(order.customer, personal=sees_personal_data(caller, order)),
+        appliance=order.appliance,
         fault=order.fault.description,
         booked_at=order.booked_at,
         claim_of=order.claim_of,

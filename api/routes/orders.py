@@ -1,6 +1,6 @@
 """Order routes: each turns one call into a workflow start, an update or a query."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Header, Response, status
@@ -10,7 +10,7 @@ from temporalio.workflow import UpdateMethodMultiParam
 
 from activities.dispatch import qualifications
 from api.deps import OrderHandle, SessionDep, SettingsDep, TemporalDep, VisibleOrder, may, role
-from api.errors import PROBLEM_JSON, Conflict, NotFound
+from api.errors import PROBLEM_JSON, Conflict, NotFound, Unprocessable
 from api.orders import act_on_order, book, read_order
 from api.views import BookingCreated, ClaimCreatedPublic, OrderPublic, order_view, warranty_view
 from core.tokens import mint_token
@@ -42,6 +42,7 @@ from models.order import (
     Text,
     TimeWindow,
     WindowInput,
+    local_date,
     require_reason_if_rejected,
     visit_day,
 )
@@ -137,6 +138,13 @@ async def book_order(
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> BookingCreated:
     """Book an order and start its workflow; the same Idempotency-Key books it once."""
+    # Checked here, not in the model: the workflow re-reads the booking long after "now".
+    now = datetime.now(UTC)
+    if booking.preferred_window is not None and booking.preferred_window.end <= now:
+        raise Unprocessable("body.preferred_window.end: the window is already over")
+    purchased = booking.appliance.purchase_date
+    if purchased is not None and purchased > local_date(now, settings.policy):
+        raise Unprocessable("body.appliance.purchase_date: the purchase date is in the future")
     order_input, created = await book(
         booking,
         caller,
@@ -152,7 +160,7 @@ async def book_order(
     assert settings.auth_secret is not None  # the app refuses to start without one
     token = mint_token(
         settings.auth_secret.get_secret_value(),
-        subject=f"customer:{order_input.order_id}",
+        subject=order_input.order_id,
         role=Role.CUSTOMER,
         ttl=timedelta(days=settings.customer_token_days),
         order_id=order_input.order_id,

@@ -103,6 +103,48 @@ class TestBookOrder:
         assert response.status_code == 422
         assert "body.appliance.category" in response.json()["detail"]
 
+    @pytest.mark.parametrize(
+        ("field", "overrides"),
+        [
+            (
+                "preferred_window.end",
+                {
+                    "preferred_window": {
+                        "start": "2020-01-01T09:00:00+08:00",
+                        "end": "2020-01-01T12:00:00+08:00",
+                    }
+                },
+            ),
+            (
+                "appliance.purchase_date",
+                {
+                    "appliance": {
+                        "category": "refrigerator",
+                        "purchase_date": "2099-01-01",
+                        "proof_of_purchase": True,
+                    }
+                },
+            ),
+        ],
+    )
+    async def test_impossible_dates_are_422(
+        self, api: httpx.AsyncClient, auth: Auth, field: str, overrides: dict[str, Any]
+    ) -> None:
+        """A visit window already over, or a purchase in the future, is refused and named."""
+        response = await api.post(
+            "/v1/orders", json=create_booking_json(**overrides), headers=auth("staff")
+        )
+        assert response.status_code == 422
+        assert f"body.{field}" in response.json()["detail"]
+
+    async def test_order_shows_the_appliance(self, api: httpx.AsyncClient, auth: Auth) -> None:
+        """The technician can see what they are repairing: brand, purchase date, gas."""
+        created = await book(api, auth)
+        order = (await api.get(f"/v1/orders/{created['order_id']}", headers=auth("staff"))).json()
+        assert order["appliance"]["brand"] == "Haier"
+        assert order["appliance"]["purchase_date"] == "2026-06-01"
+        assert order["appliance"]["gas_fired"] is False
+
     async def test_technician_may_not_book(self, api: httpx.AsyncClient, auth: Auth) -> None:
         """Only staff book orders."""
         response = await api.post(
