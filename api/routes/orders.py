@@ -13,6 +13,7 @@ from api.deps import OrderHandle, SessionDep, SettingsDep, TemporalDep, VisibleO
 from api.errors import PROBLEM_JSON, Conflict, NotFound, Unprocessable
 from api.orders import act_on_order, book, read_order
 from api.views import BookingCreated, ClaimCreatedPublic, OrderPublic, order_view, warranty_view
+from core.settings import Settings
 from core.tokens import mint_token
 from models.order import (
     AcceptanceInput,
@@ -110,6 +111,24 @@ class ClaimBody(Body):
     description: Text
 
 
+async def check_qualified(
+    session: SessionDep, settings: Settings, order: Order, technician_id: str, action: str
+) -> None:
+    """The technician must be registered and qualified on the visit day: a certificate that
+    lapses before the appointment rules them out (409), as does a suspension."""
+    technician = await session.get(TechnicianRow, technician_id)
+    if technician is None:
+        raise NotFound(f"no technician {technician_id}")
+    reason = unqualified_because(
+        qualifications(technician),
+        order.category,
+        order.appliance.gas_fired,
+        visit_day(order, settings.policy),
+    )
+    if reason is not None:
+        raise Conflict(f"cannot {action}: order is {order.stage}; {reason}")
+
+
 async def _act(
     handle: WorkflowHandle[Any, Any],
     update: UpdateMethodMultiParam[[RepairOrderWorkflow, ArgT], Order],
@@ -184,9 +203,17 @@ async def get_order(order: VisibleOrder, caller: AnyRole) -> OrderPublic:
 
 @router.post("/{order_id}/reschedule", responses=ACTION_PROBLEMS)
 async def reschedule(
-    body: TimeWindow, handle: OrderHandle, caller: Annotated[Actor, Depends(may("reschedule"))]
+    body: TimeWindow,
+    handle: OrderHandle,
+    caller: Annotated[Actor, Depends(may("reschedule"))],
+    session: SessionDep,
+    settings: SettingsDep,
 ) -> OrderPublic:
     """Move the visit window; the technician must confirm the new time."""
+    order = await read_order(handle)
+    if order.technician_id is not None:
+        moved = order.model_copy(update={"appointment": None, "preferred_window": body})
+        await check_qualified(session, settings, moved, order.technician_id, "reschedule")
     update = WindowInput(actor=caller, window=body)
     return await _act(handle, RepairOrderWorkflow.reschedule, update, "reschedule", caller)
 
@@ -210,17 +237,7 @@ async def assign(
 ) -> OrderPublic:
     """Assign or reassign the order to a registered technician qualified for it."""
     order = await read_order(handle)
-    technician = await session.get(TechnicianRow, body.technician_id)
-    if technician is None:
-        raise NotFound(f"no technician {body.technician_id}")
-    reason = unqualified_because(
-        qualifications(technician),
-        order.category,
-        order.appliance.gas_fired,
-        visit_day(order, settings.policy),
-    )
-    if reason is not None:
-        raise Conflict(f"cannot assign: order is {order.stage}; {reason}")
+    await check_qualified(session, settings, order, body.technician_id, "assign")
     update = AssignInput(actor=caller, technician_id=body.technician_id)
     return await _act(handle, RepairOrderWorkflow.assign, update, "assign", caller)
 
@@ -252,8 +269,14 @@ async def confirm_appointment(
     body: TimeWindow,
     handle: OrderHandle,
     caller: Annotated[Actor, Depends(may("confirm appointment"))],
+    session: SessionDep,
+    settings: SettingsDep,
 ) -> OrderPublic:
     """The assigned technician confirms the time agreed with the customer."""
+    order = await read_order(handle)
+    if order.technician_id is not None and order.technician_id == caller.technician_id:
+        agreed = order.model_copy(update={"appointment": body})
+        await check_qualified(session, settings, agreed, order.technician_id, "confirm appointment")
     update = WindowInput(actor=caller, window=body)
     return await _act(
         handle, RepairOrderWorkflow.confirm_appointment, update, "confirm appointment", caller

@@ -317,3 +317,45 @@ class TestPerformance:
         assert response.status_code == 403
         missing = await api.get("/v1/technicians/T-NOBODY/performance", headers=auth("auditor"))
         assert missing.status_code == 404
+
+
+class TestCertificateOnTheVisitDay:
+    async def test_visit_after_the_gas_certificate_lapses_is_refused(
+        self, api: httpx.AsyncClient, auth: Auth
+    ) -> None:
+        """A gas certificate valid today but not on the visit day rules out that day: 409."""
+        region = new_region()
+        soon = (datetime.now(UTC) + timedelta(days=2)).date().isoformat()
+        technician_id = await register(
+            api,
+            auth,
+            region,
+            certificates=[
+                {"type": "appliance_repair", "number": "AR-1", "valid_until": "2099-01-01"},
+                {"type": "gas", "number": "G-1", "valid_until": soon},
+            ],
+        )
+        booking = create_booking_json()
+        booking["customer"]["region"] = region
+        booking["appliance"] = {"category": "gas_stove", "proof_of_purchase": False}
+        created = (await api.post("/v1/orders", json=booking, headers=auth("staff"))).json()
+        url = f"/v1/orders/{created['order_id']}"
+        assigned = await api.post(
+            f"{url}/assign", json={"technician_id": technician_id}, headers=auth("staff")
+        )
+        assert assigned.status_code == 200
+        later = datetime.now(UTC) + timedelta(days=5)
+        window = {"start": later.isoformat(), "end": (later + timedelta(hours=2)).isoformat()}
+        confirmed = await api.post(
+            f"{url}/appointment",
+            json=window,
+            headers=auth("technician", technician_id=technician_id),
+        )
+        assert confirmed.status_code == 409
+        assert "gas" in confirmed.json()["detail"]
+        customer = {"Authorization": f"Bearer {created['customer_token']}"}
+        moved = await api.post(f"{url}/reschedule", json=window, headers=customer)
+        assert moved.status_code == 409
+        order = await order_of(api, auth, created["order_id"])
+        assert order["appointment"] is None
+        assert order["preferred_window"] is None
