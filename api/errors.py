@@ -3,6 +3,7 @@ problem+json (RFC 9457), including the Temporal client's and the database's."""
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request
@@ -52,6 +53,11 @@ class Conflict(ProblemError):
 
 class Unavailable(ProblemError):
     status, title = 503, "Service Unavailable"
+
+
+def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The problem+json answers a route may give, for its OpenAPI `responses=`."""
+    return {code: {"content": {PROBLEM_JSON: {}}, "description": "problem+json"} for code in codes}
 
 
 def problem(status: int, title: str, detail: str, **extra: object) -> JSONResponse:

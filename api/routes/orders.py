@@ -10,7 +10,7 @@ from temporalio.workflow import UpdateMethodMultiParam
 
 from activities.dispatch import qualifications
 from api.deps import OrderHandle, SessionDep, SettingsDep, TemporalDep, VisibleOrder, may, role
-from api.errors import PROBLEM_JSON, Conflict, NotFound, Unprocessable
+from api.errors import Conflict, NotFound, Unprocessable, problems
 from api.orders import act_on_order, book, read_order
 from api.views import BookingCreated, ClaimCreatedPublic, OrderPublic, order_view, warranty_view
 from core.settings import Settings
@@ -55,11 +55,7 @@ router = APIRouter(prefix="/v1/orders", tags=["orders"])
 ArgT = TypeVar("ArgT")
 
 
-def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
-    return {code: {"content": {PROBLEM_JSON: {}}, "description": "problem+json"} for code in codes}
-
-
-ACTION_PROBLEMS = _problems(401, 403, 404, 409, 422, 503)
+ACTION_PROBLEMS = problems(401, 403, 404, 409, 422, 503)
 
 Staff = Annotated[Actor, Depends(role(Role.STAFF))]
 AnyRole = Annotated[Actor, Depends(role(*Role))]
@@ -145,7 +141,7 @@ async def _act(
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
-    responses=_problems(401, 403, 409, 422, 503) | {200: {"model": BookingCreated}},
+    responses=problems(401, 403, 409, 422, 503) | {200: {"model": BookingCreated}},
 )
 async def book_order(
     booking: Booking,
@@ -192,7 +188,7 @@ async def book_order(
     )
 
 
-@router.get("/{order_id}", responses=_problems(401, 403, 404, 503))
+@router.get("/{order_id}", responses=problems(401, 403, 404, 503))
 async def get_order(order: VisibleOrder, caller: AnyRole) -> OrderPublic:
     """The whole order, as far as the caller may see it."""
     return order_view(order, caller)

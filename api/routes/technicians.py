@@ -3,7 +3,7 @@
 import secrets
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -11,7 +11,7 @@ from sqlmodel import col, select
 
 from activities.dispatch import open_orders, ratings
 from api.deps import SessionDep, role
-from api.errors import PROBLEM_JSON, Conflict, Forbidden, NotFound
+from api.errors import Conflict, Forbidden, NotFound, problems
 from models.catalog import Category
 from models.order import OPEN_STAGES, Actor, Role, ShortText
 from models.records import OrderRow, TechnicianRow
@@ -23,10 +23,6 @@ TechnicianId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 Admin = Annotated[Actor, Depends(role(Role.ADMIN))]
 Reader = Annotated[Actor, Depends(role(Role.STAFF, Role.SUPERVISOR, Role.ADMIN, Role.AUDITOR))]
 SEES_PHONE = frozenset({Role.STAFF, Role.SUPERVISOR, Role.ADMIN})
-
-
-def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
-    return {code: {"content": {PROBLEM_JSON: {}}, "description": "problem+json"} for code in codes}
 
 
 def no_expired_certificates(certificates: list[Certificate] | None) -> list[Certificate] | None:
@@ -107,7 +103,7 @@ def _json_certificates(certificates: list[Certificate]) -> list[dict[str, str]]:
     return [c.model_dump(mode="json") for c in certificates]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, responses=_problems(401, 403, 409, 422))
+@router.post("", status_code=status.HTTP_201_CREATED, responses=problems(401, 403, 409, 422))
 async def register_technician(
     body: TechnicianCreate, caller: Admin, session: SessionDep
 ) -> TechnicianPublic:
@@ -131,7 +127,7 @@ async def register_technician(
     return (await _public(session, [row], caller))[0]
 
 
-@router.get("", responses=_problems(401, 403, 422))
+@router.get("", responses=problems(401, 403, 422))
 async def list_technicians(
     caller: Reader,
     session: SessionDep,
@@ -159,14 +155,14 @@ async def list_technicians(
     )
 
 
-@router.get("/{technician_id}", responses=_problems(401, 403, 404))
+@router.get("/{technician_id}", responses=problems(401, 403, 404))
 async def get_technician(
     technician_id: TechnicianId, caller: Reader, session: SessionDep
 ) -> TechnicianPublic:
     return (await _public(session, [await _load(session, technician_id)], caller))[0]
 
 
-@router.patch("/{technician_id}", responses=_problems(401, 403, 404, 422))
+@router.patch("/{technician_id}", responses=problems(401, 403, 404, 422))
 async def update_technician(
     technician_id: TechnicianId, body: TechnicianUpdate, caller: Admin, session: SessionDep
 ) -> TechnicianPublic:
@@ -204,7 +200,7 @@ def _share(part: int, whole: int) -> Decimal | None:
     return (Decimal(part) / whole).quantize(Decimal("0.001")) if whole else None
 
 
-@router.get("/{technician_id}/performance", responses=_problems(401, 403, 404))
+@router.get("/{technician_id}/performance", responses=problems(401, 403, 404))
 async def technician_performance(
     technician_id: TechnicianId,
     caller: Annotated[Actor, Depends(role(*Role))],
