@@ -137,6 +137,14 @@ def drive(api: httpx.AsyncClient, auth: Auth) -> Drive:
             booking.setdefault("appliance", OUT_OF_WARRANTY)
         created = await book(api, auth, **booking)
         order_id, technician_id = created["order_id"], await new_technician_id(api, auth)
+        # Dispatch starts on its own: let its first step (an offer, or an escalation when
+        # nobody qualifies) land, so the checks that a refusal changed nothing compare
+        # like with like.
+        settled = await eventually(
+            lambda: api.get(f"/v1/orders/{order_id}", headers=auth("staff")),
+            lambda response: bool(response.json()["offer"] or response.json()["escalations"]),
+        )
+        assert settled.status_code == 200, settled.text
         headers: dict[Role, Headers] = {
             "staff": auth("staff"),
             "supervisor": auth("supervisor"),
