@@ -15,11 +15,12 @@ from core.db import create_engine, prepare_schema
 from core.log import configure_logging
 from core.settings import Settings, load_settings
 from core.temporal import connect
+from workflows.complaint import ComplaintWorkflow
 from workflows.repair_order import RepairOrderWorkflow
 
 log = structlog.get_logger("worker")
 
-WORKFLOWS = [RepairOrderWorkflow]
+WORKFLOWS = [RepairOrderWorkflow, ComplaintWorkflow]
 
 
 def build_worker(

@@ -5,7 +5,7 @@ from sqlmodel import select
 from temporalio import activity
 
 from models.order import RecordInput
-from models.records import EventRow, OrderRow
+from models.records import ComplaintRow, EventRow, OrderRow
 
 
 class RecordActivities:
@@ -31,3 +31,13 @@ class RecordActivities:
                 session.add(OrderRow(**snapshot.model_dump(), last_seq=event.seq))
             elif row.last_seq < event.seq:
                 row.sqlmodel_update(snapshot.model_dump() | {"last_seq": event.seq})
+            if input.complaint is not None:
+                # Events of one order are written in order, so the latest one wins.
+                complaint = input.complaint.model_dump()
+                existing = await session.get(
+                    ComplaintRow, input.complaint.complaint_id, with_for_update=True
+                )
+                if existing is None:
+                    session.add(ComplaintRow(**complaint))
+                else:
+                    existing.sqlmodel_update(complaint)

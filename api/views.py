@@ -11,6 +11,7 @@ from models.order import (
     Actor,
     Appliance,
     ChargeLine,
+    ComplaintSummary,
     Customer,
     Diagnosis,
     Escalation,
@@ -106,7 +107,8 @@ class OrderPublic(BaseModel):
     warranty_window: WarrantyWindowPublic | None
     claims: list[str]
     open_claims: list[str]
-    complaints: list[object]
+    complaints: list[ComplaintSummary]
+    closing: str | None
     cancellation_reason: str | None
     timeline: list[TimelineEntry]
 
@@ -206,7 +208,8 @@ def order_view(order: Order, caller: Actor) -> OrderPublic:
         else None,
         claims=order.claims,
         open_claims=order.open_claims,
-        complaints=[],
+        complaints=order.complaints,
+        closing=order.closing,
         cancellation_reason=order.cancellation_reason,
         timeline=order.timeline,
     )

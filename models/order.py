@@ -190,6 +190,9 @@ def settle_warranty(appliance: Appliance, booked_on: date, policy: Policy) -> Wa
 # Crockford base32 without I, L, O, U: readable aloud over the phone, no look-alikes.
 ORDER_ID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 ORDER_ID_PATTERN = re.compile(r"^RF\d{6}-[0-9A-HJKMNP-TV-Z]{6}(-W\d{1,3})?$")  # -Wn: warranty claim
+COMPLAINT_ID_PATTERN = re.compile(
+    r"^(?P<order_id>RF\d{6}-[0-9A-HJKMNP-TV-Z]{6}(-W\d{1,3})?)-C\d{1,3}$"  # <order>-Cn
+)
 
 
 def new_order_id(booked_on: date) -> str:
@@ -407,6 +410,21 @@ class Acceptance(Strict):
     signature: str | None = None
 
 
+class ComplaintState(StrEnum):
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+
+
+class ComplaintSummary(Strict):
+    """What the order shows of each of its complaints."""
+
+    complaint_id: str
+    state: ComplaintState
+    tier: int
+
+
 class Order(BaseModel):
     """The whole order as the workflow holds it; the query answers a copy."""
 
@@ -443,8 +461,16 @@ class Order(BaseModel):
     warranty_window_ends_at: datetime | None = None
     claims: list[str] = Field(default_factory=list)
     open_claims: list[str] = Field(default_factory=list)
+    complaints: list[ComplaintSummary] = Field(default_factory=list)
+    # Set when the job ended (a declined quote) while complaints were open: the order closes
+    # once they are closed, and takes no other action meanwhile.
+    closing: str | None = None
     cancellation_reason: str | None = None
     timeline: list[TimelineEntry] = Field(default_factory=list)
+
+    @property
+    def complaints_open(self) -> bool:
+        return any(c.state != ComplaintState.CLOSED for c in self.complaints)
 
     @property
     def sla_breached(self) -> bool:
@@ -528,9 +554,30 @@ class OrderSnapshot(Strict):
     accepted_at: datetime | None = None
 
 
+class ComplaintSnapshot(Strict):
+    """The complaint's read-model row, written with the order event that changed it."""
+
+    complaint_id: str
+    order_id: str
+    state: ComplaintState
+    tier: int
+    category: str
+    concerns_work: bool
+    technician_id: str | None
+    filed_at: datetime
+    first_reply_due: datetime
+    resolution_due: datetime
+    acknowledged_at: datetime | None = None
+    resolved_at: datetime | None = None
+    closed_at: datetime | None = None
+    compensation: Decimal | None = None
+    updated_at: datetime
+
+
 class RecordInput(Strict):
     snapshot: OrderSnapshot
     event: OrderEvent
+    complaint: ComplaintSnapshot | None = None  # set when the event is a complaint's
 
 
 # ---- update inputs: who acts, and with what ----------------------------------------------
@@ -647,6 +694,7 @@ ACTION_ROLES: dict[str, frozenset[Role]] = {
     "record acceptance": FOR_THE_CUSTOMER,
     "answer the survey": FOR_THE_CUSTOMER,
     "claim warranty": FOR_THE_CUSTOMER,
+    "file a complaint": FOR_THE_CUSTOMER,
 }
 
 

@@ -3,7 +3,16 @@
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from sqlalchemy import JSON, Column, DateTime, Dialect, Numeric, TypeDecorator, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Dialect,
+    Numeric,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
 from sqlmodel import Field, SQLModel
 
 
@@ -121,3 +130,37 @@ class TechnicianRow(SQLModel, table=True):
     # Personal data: shown to staff, supervisors and admins only.
     name: str = Field(max_length=200)
     phone: str = Field(max_length=32)
+
+
+class ComplaintRow(SQLModel, table=True):
+    """The complaints read model: one row per complaint, rewritten after each of its events."""
+
+    __tablename__ = "complaints"
+
+    complaint_id: str = Field(primary_key=True, max_length=48)
+    order_id: str = Field(index=True, max_length=40)
+    state: str = Field(index=True, max_length=16)
+    tier: int = Field(index=True)
+    category: str = Field(max_length=200)
+    concerns_work: bool
+    technician_id: str | None = Field(default=None, index=True, max_length=64)
+    filed_at: datetime = Field(sa_column=_utc_column(index=True))
+    first_reply_due: datetime = Field(sa_column=_utc_column())
+    resolution_due: datetime = Field(sa_column=_utc_column())
+    acknowledged_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+    resolved_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+    closed_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+    compensation: Decimal | None = Field(default=None, sa_column=Column(Numeric(12, 2)))
+    updated_at: datetime = Field(sa_column=_utc_column())
+
+
+class HistoryArchiveRow(SQLModel, table=True):
+    """A finished workflow's full engine history, kept for audits after the engine forgets it."""
+
+    __tablename__ = "history_archive"
+
+    workflow_id: str = Field(primary_key=True, max_length=64)
+    run_id: str = Field(max_length=64)
+    order_id: str = Field(index=True, max_length=40)
+    history_json: str = Field(sa_column=Column(Text, nullable=False))
+    archived_at: datetime = Field(sa_column=_utc_column())

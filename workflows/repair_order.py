@@ -11,13 +11,21 @@ from collections.abc import Coroutine
 from contextlib import suppress
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from models.complaint import (
+        ComplaintEvent,
+        ComplaintFiled,
+        ComplaintInput,
+        FileComplaintInput,
+        Owner,
+        open_complaint,
+    )
     from models.notification import Contact, NotificationInput, Recipient, Template
     from models.order import (
         ACTION_ROLES,
@@ -41,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
         ClaimCreated,
         ClaimInput,
         Clock,
+        ComplaintSnapshot,
         DiagnosisInput,
         Escalation,
         Fault,
@@ -73,6 +82,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from models.policy import Duration
     from models.technician import Candidate, CandidateQuery
+
+from workflows.complaint import ComplaintWorkflow
 
 SYSTEM = "system"
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
@@ -166,14 +177,20 @@ class RepairOrderWorkflow:
                 lambda: (
                     self.order.stage
                     in (Stage.AWAITING_ACCEPTANCE, Stage.IN_WARRANTY, *FINAL_STAGES)
+                    or self._may_close_now()
                 )
             )
             if self.order.stage == Stage.AWAITING_ACCEPTANCE:
                 await self._await_acceptance()
             elif self.order.stage == Stage.IN_WARRANTY:
                 await self._warranty_window()
+            elif self._may_close_now():
+                async with self._lock:
+                    self._move_to(Stage.CLOSED, SYSTEM, f"{self.order.closing}; complaints closed")
         if claim is not None:
             await claim
+        # A cancelled order stays open to its complaints until the last one closes.
+        await workflow.wait_condition(lambda: not self.order.complaints_open)
         await workflow.wait_condition(
             lambda: workflow.all_handlers_finished() and not self._records and not self._messages
         )
@@ -291,9 +308,21 @@ class RepairOrderWorkflow:
                 Template.WARRANTY_REMINDER, Recipient.CUSTOMER, ends_at=self._local(ends_at)
             )
         await workflow.sleep(max(ends_at - workflow.now(), timedelta(0)))
-        await workflow.wait_condition(lambda: not self.order.open_claims)
+        if self.order.complaints_open:
+            self._log(SYSTEM, "window ended", "the order closes once its complaints are closed")
+        await workflow.wait_condition(
+            lambda: not self.order.open_claims and not self.order.complaints_open
+        )
         async with self._lock:
             self._move_to(Stage.CLOSED, SYSTEM, "warranty window ended")
+
+    def _may_close_now(self) -> bool:
+        """A job that ended with complaints open closes when the last of them is closed."""
+        return (
+            self.order.closing is not None
+            and self.order.stage not in FINAL_STAGES
+            and not self.order.complaints_open
+        )
 
     # ---- reading ---------------------------------------------------------------------------
 
@@ -535,7 +564,12 @@ class RepairOrderWorkflow:
             if self.order.chargeable:
                 self._charge([self._visit_fee()])
             self._stop_all_clocks()
-            self._move_to(Stage.CLOSED, str(input.actor), "quote declined: nothing repaired")
+            why = "quote declined: nothing repaired"
+            if self.order.complaints_open:
+                self.order.closing = why
+                self._log(str(input.actor), "closing", f"{why}; closes once complaints are closed")
+            else:
+                self._move_to(Stage.CLOSED, str(input.actor), why)
         return self.order
 
     @decline_quote.validator
@@ -727,6 +761,70 @@ class RepairOrderWorkflow:
         if ends_at is not None and workflow.now() >= ends_at:
             raise refused(self.order, "claim warranty", f"the warranty window ended at {ends_at}")
 
+    # ---- complaints ------------------------------------------------------------------------
+
+    @workflow.update
+    async def file_complaint(self, input: FileComplaintInput) -> ComplaintFiled:
+        """Start the complaint's own workflow; the order stays open until it is closed."""
+        async with self._lock:
+            complaint_id = f"{self.order.order_id}-C{len(self.order.complaints) + 1}"
+            complaint_input = ComplaintInput(
+                complaint_id=complaint_id,
+                order_id=self.order.order_id,
+                filing=input.filing,
+                filed_by=input.actor,
+                filed_at=workflow.now(),
+                technician_id=self.order.technician_id,
+                policy=self.policy,
+            )
+            complaint = open_complaint(complaint_input)
+            self.order.complaints.append(complaint.summary())
+            about = " (about the work)" if input.filing.concerns_work else ""
+            self._log(
+                str(input.actor),
+                "complaint filed",
+                f"{complaint_id}: {input.filing.category}{about}",
+                complaint=complaint.snapshot(workflow.now()),
+            )
+            await workflow.start_child_workflow(
+                ComplaintWorkflow.run, complaint_input, id=complaint_id
+            )
+        return ComplaintFiled(complaint_id=complaint_id)
+
+    @file_complaint.validator
+    def _may_file_complaint(self, input: FileComplaintInput) -> None:
+        self._check_caller(input.actor, "file a complaint")
+        if self.order.stage in FINAL_STAGES:
+            raise refused(self.order, "file a complaint", "the order is finished")
+
+    @workflow.signal
+    def complaint_changed(self, event: ComplaintEvent) -> None:
+        """A complaint's change: shown on the order, recorded in its log, messages sent."""
+        snapshot = event.complaint
+        self.order.complaints = [
+            c.model_copy(update={"state": snapshot.state, "tier": snapshot.tier})
+            if c.complaint_id == snapshot.complaint_id
+            else c
+            for c in self.order.complaints
+        ]
+        self._log(
+            event.actor,
+            f"complaint {event.action}",
+            f"{snapshot.complaint_id}: {event.detail}",
+            complaint=snapshot,
+        )
+        if event.escalated_to is not None:
+            self._escalate(
+                event.reason or "complaint", event.escalated_to, complaint_id=snapshot.complaint_id
+            )
+        if event.customer_update is not None:
+            self._notify(
+                Template.COMPLAINT_UPDATE,
+                Recipient.CUSTOMER,
+                complaint_id=snapshot.complaint_id,
+                update=event.customer_update,
+            )
+
     @workflow.signal
     def claim_settled(self, claim_id: str) -> None:
         """A claim order tells its original when its repair is accepted (or it ends)."""
@@ -800,6 +898,10 @@ class RepairOrderWorkflow:
             raise forbidden(action, "the order is not assigned to this technician")
 
     def _check_stage(self, action: str, allowed: set[Stage] | frozenset[Stage], why: str) -> None:
+        if self.order.closing is not None:
+            raise refused(
+                self.order, action, f"{self.order.closing}; it closes once complaints are closed"
+            )
         if self.order.stage not in allowed:
             raise refused(self.order, action, why)
 
@@ -956,10 +1058,11 @@ class RepairOrderWorkflow:
         ):
             self._escalate("appointment_unconfirmed", "staff")
 
-    def _escalate(self, reason: str, to: Literal["staff", "supervisor", "quality_manager"]) -> None:
+    def _escalate(self, reason: str, to: Owner, **params: str) -> None:
         self.order.escalations.append(Escalation(reason=reason, to=to, at=workflow.now()))
-        self._log(SYSTEM, "escalated", f"to {to}: {reason}")
-        self._notify(Template.ESCALATION, Recipient(to), reason=reason)
+        about = "".join(f" ({value})" for value in params.values())
+        self._log(SYSTEM, "escalated", f"to {to}: {reason}{about}")
+        self._notify(Template.ESCALATION, Recipient(to), reason=reason, **params)
 
     # ---- effects: timeline, records, notifications, search attributes -------------------------
 
@@ -993,7 +1096,14 @@ class RepairOrderWorkflow:
             )
             self._published.update((key.name, value) for key, value in changed)
 
-    def _log(self, actor: str, action: str, detail: str = "") -> None:
+    def _log(
+        self,
+        actor: str,
+        action: str,
+        detail: str = "",
+        *,
+        complaint: ComplaintSnapshot | None = None,
+    ) -> None:
         """Add to the timeline and queue the same event for the records store."""
         now = workflow.now()
         event = OrderEvent(
@@ -1005,7 +1115,9 @@ class RepairOrderWorkflow:
             detail=detail,
         )
         self.order.timeline.append(event.timeline_entry())
-        self._records.append(RecordInput(snapshot=self.order.snapshot(now), event=event))
+        self._records.append(
+            RecordInput(snapshot=self.order.snapshot(now), event=event, complaint=complaint)
+        )
 
     def _notify(self, template: Template, recipient: Recipient, **params: Any) -> None:
         """Queue a message; its key is this order's event number, so it is sent once."""

@@ -7,14 +7,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlmodel import col, select
+from sqlmodel import col, func, select
 
 from activities.dispatch import open_orders, ratings
 from api.deps import SessionDep, role
 from api.errors import Conflict, Forbidden, NotFound, problems
 from models.catalog import Category
 from models.order import OPEN_STAGES, Actor, Role, ShortText
-from models.records import OrderRow, TechnicianRow
+from models.records import ComplaintRow, OrderRow, TechnicianRow
 from models.technician import Certificate, TechnicianBase, TechnicianStatus
 
 router = APIRouter(prefix="/v1/technicians", tags=["technicians"])
@@ -194,6 +194,7 @@ class Performance(BaseModel):
     sla_breached_orders: int
     mean_hours_to_acceptance: Decimal | None
     rating: Decimal | None
+    complaints_about_work: int  # complaints filed about work on an order they held
 
 
 def _share(part: int, whole: int) -> Decimal | None:
@@ -235,4 +236,10 @@ async def technician_performance(
             Decimal(sum(hours) / len(hours)).quantize(Decimal("0.1")) if hours else None
         ),
         rating=(await ratings(session, [technician_id])).get(technician_id),
+        complaints_about_work=await session.scalar(
+            select(func.count())
+            .select_from(ComplaintRow)
+            .where(ComplaintRow.technician_id == technician_id, col(ComplaintRow.concerns_work))
+        )
+        or 0,
     )

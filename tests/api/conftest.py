@@ -102,3 +102,9 @@ def auth(token: TokenFactory) -> Callable[..., dict[str, str]]:
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     return tmp_path
+
+
+# The lifecycle tests' order driver serves every API test module.
+from tests.api.test_lifecycle import drive  # noqa: E402
+
+__all__ = ["drive"]

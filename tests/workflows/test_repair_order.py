@@ -80,6 +80,7 @@ from tests.factories import (
     create_survey,
     create_window,
 )
+from workflows.complaint import ComplaintWorkflow
 from workflows.repair_order import RepairOrderWorkflow
 
 Handle = WorkflowHandle[RepairOrderWorkflow, OrderOutcome]
@@ -179,7 +180,7 @@ async def harness(time_skipping_env: WorkflowEnvironment) -> AsyncIterator[Harne
     async with Worker(
         time_skipping_env.client,
         task_queue=task_queue,
-        workflows=[RepairOrderWorkflow],
+        workflows=[RepairOrderWorkflow, ComplaintWorkflow],
         activities=[records.record_order_event, records.send_notification, records.find_candidates],
     ):
         harness = Harness(time_skipping_env, task_queue, records)

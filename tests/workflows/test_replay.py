@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,7 @@ from models.order import (
     SEARCH_ATTRIBUTES,
     ActorInput,
     CancelInput,
+    ComplaintState,
     ReasonInput,
     Stage,
     WarrantyStatus,
@@ -41,6 +43,13 @@ from tests.factories import (
     create_booking,
     create_order_input,
     create_quote_request,
+)
+from tests.workflows.test_complaints import (
+    acknowledge,
+    close,
+    file_complaint,
+    follow_up,
+    resolve,
 )
 from tests.workflows.test_repair_order import (
     TECHNICIAN,
@@ -61,8 +70,11 @@ from tests.workflows.test_repair_order import (
     reject,
     repair,
     staff,
+    supervisor,
     technician,
 )
+from worker import WORKFLOWS
+from workflows.complaint import ComplaintWorkflow
 from workflows.repair_order import RepairOrderWorkflow
 
 HISTORIES = Path(__file__).parent.parent / "histories"
@@ -156,6 +168,21 @@ async def offer_accepted(harness: Harness) -> list[Handle]:
     return [handle]
 
 
+async def complaint(harness: Harness) -> list[Handle]:
+    """A complaint escalates unanswered, is resolved twice (the first answer does not satisfy),
+    closes, and the repaired order closes after its window."""
+    order = await book(harness, "complaint", WarrantyStatus.IN_WARRANTY)
+    complaint = await file_complaint(harness, order)
+    await harness.env.sleep(timedelta(days=2))
+    await acknowledge(complaint, supervisor())
+    await resolve(complaint, supervisor(), compensation=Decimal("50.00"))
+    await follow_up(complaint, order.id, satisfied=False)
+    await close(complaint, order.id)
+    await repair(harness, order)
+    await accept(order)
+    return [order, complaint]  # type: ignore[list-item]
+
+
 SCENARIOS: dict[str, Scenario] = {
     "offer_accepted": offer_accepted,
     "happy_path": happy_path,
@@ -163,6 +190,7 @@ SCENARIOS: dict[str, Scenario] = {
     "quote_declined": quote_declined,
     "warranty_claim": warranty_claim,
     "cancellation": cancellation,
+    "complaint": complaint,
 }
 FINAL = {"cancellation": Stage.CANCELLED}
 
@@ -219,7 +247,7 @@ class TestRecordHistories:
             Worker(
                 env.client,
                 task_queue=task_queue,
-                workflows=[RepairOrderWorkflow],
+                workflows=WORKFLOWS,
                 activities=[spy.record_order_event, spy.send_notification, spy.find_candidates],
             ),
         ):
@@ -228,8 +256,12 @@ class TestRecordHistories:
             histories = {}
             for index, handle in enumerate(handles):  # the order the scenario booked first
                 await run_to_the_end(harness, handle, booked_here=index == 0)
-                order = await handle.query(RepairOrderWorkflow.details)
-                assert order.stage == FINAL.get(scenario, Stage.CLOSED)
+                if handle.id.startswith(f"{scenario}-C"):
+                    complaint = env.client.get_workflow_handle_for(ComplaintWorkflow.run, handle.id)
+                    assert (await complaint.result()).state == ComplaintState.CLOSED
+                else:
+                    order = await handle.query(RepairOrderWorkflow.details)
+                    assert order.stage == FINAL.get(scenario, Stage.CLOSED)
                 histories[handle.id] = (await handle.fetch_history()).to_json()
         HISTORIES.mkdir(exist_ok=True)
         for stale in HISTORIES.glob("*.json"):
@@ -244,7 +276,7 @@ class TestReplay:
     async def test_recorded_history_replays(self, path: Path) -> None:
         """An order recorded with earlier code replays on the current code without a difference."""
         history = WorkflowHistory.from_json(path.stem, await asyncio.to_thread(path.read_text))
-        replayer = Replayer(workflows=[RepairOrderWorkflow], data_converter=DATA_CONVERTER)
+        replayer = Replayer(workflows=WORKFLOWS, data_converter=DATA_CONVERTER)
         result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
         assert result.replay_failure is None, f"{path.name}: {result.replay_failure}"
 
@@ -254,3 +286,4 @@ class TestReplay:
         missing = [name for name in SCENARIOS if name not in stems]
         assert not missing, f"no recorded history for {missing}; record them (see module doc)"
         assert "warranty_claim-W1" in stems, "the claim order of warranty_claim is not recorded"
+        assert "complaint-C1" in stems, "the complaint of the complaint scenario is not recorded"

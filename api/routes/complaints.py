@@ -1,0 +1,328 @@
+"""Complaint routes: filing one on an order (an order update that starts the complaint's own
+workflow), reading one (a query), working one (updates) and listing them (the records store)."""
+
+import base64
+import binascii
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated, Any, TypeVar
+
+import structlog
+from fastapi import APIRouter, Depends, Query, status
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import and_, not_, or_
+from sqlmodel import col, select
+from temporalio.client import WorkflowHandle
+from temporalio.workflow import UpdateMethodMultiParam
+
+from api.deps import CallerDep, OrderHandle, SessionDep, TemporalDep, may, role
+from api.errors import Conflict, Forbidden, NotFound, Unprocessable, engine_errors, problems
+from api.orders import act_on_order
+from models.complaint import (
+    Complaint,
+    ComplaintDeadlines,
+    ComplaintFiling,
+    FileComplaintInput,
+    FollowUpInput,
+    ResolveInput,
+    complaint_order_id,
+)
+from models.order import (
+    Actor,
+    ActorInput,
+    ComplaintState,
+    Money,
+    Role,
+    ShortText,
+    Text,
+    TimelineEntry,
+    owns_order,
+)
+from models.records import ComplaintRow
+from workflows.complaint import ComplaintWorkflow
+from workflows.repair_order import RepairOrderWorkflow
+
+router = APIRouter(tags=["complaints"])
+ArgT = TypeVar("ArgT")
+
+ACTION_PROBLEMS = problems(401, 403, 404, 409, 422, 503)
+OFFICE = (Role.STAFF, Role.SUPERVISOR)
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ComplaintBody(Body):
+    category: ShortText
+    description: Text
+    concerns_work: bool
+
+
+class ResolveBody(Body):
+    resolution: Text
+    compensation: Money | None = None
+
+
+class FollowUpBody(Body):
+    satisfied: bool
+    comment: Text | None = None
+
+
+class ComplaintCreated(BaseModel):
+    complaint_id: str
+
+
+class ComplaintPublic(BaseModel):
+    complaint_id: str
+    order_id: str
+    state: ComplaintState
+    tier: int
+    category: str
+    description: str
+    concerns_work: bool
+    technician_id: str | None
+    filed_at: datetime
+    deadlines: ComplaintDeadlines
+    overdue: bool
+    acknowledged_at: datetime | None
+    resolved_at: datetime | None
+    closed_at: datetime | None
+    resolution: str | None
+    compensation: Decimal | None
+    timeline: list[TimelineEntry]
+
+
+class ComplaintListItem(BaseModel):
+    complaint_id: str
+    order_id: str
+    state: ComplaintState
+    tier: int
+    category: str
+    concerns_work: bool
+    technician_id: str | None
+    filed_at: datetime
+    deadlines: ComplaintDeadlines
+    overdue: bool
+    compensation: Decimal | None
+    updated_at: datetime
+
+
+class ComplaintList(BaseModel):
+    items: list[ComplaintListItem]
+    next_cursor: str | None
+
+
+def is_overdue(
+    state: ComplaintState, first_reply_due: datetime, resolution_due: datetime, now: datetime
+) -> bool:
+    """Past a deadline it has not met: a first reply while open, a resolution until resolved."""
+    replying = state == ComplaintState.OPEN and first_reply_due <= now
+    resolving = state in (ComplaintState.OPEN, ComplaintState.ACKNOWLEDGED)
+    return replying or (resolving and resolution_due <= now)
+
+
+def complaint_view(complaint: Complaint) -> ComplaintPublic:
+    now = datetime.now(UTC)
+    return ComplaintPublic(
+        **complaint.model_dump(exclude={"overdue", "timeline", "deadlines"}),
+        deadlines=complaint.deadlines,
+        timeline=complaint.timeline,
+        overdue=is_overdue(
+            complaint.state, complaint.deadlines.first_reply, complaint.deadlines.resolution, now
+        ),
+    )
+
+
+def complaint_handle(
+    complaint_id: str, caller: CallerDep, temporal: TemporalDep
+) -> WorkflowHandle[Any, Any]:
+    order_id = complaint_order_id(complaint_id)
+    if order_id is None:
+        raise NotFound("no such complaint")
+    structlog.contextvars.bind_contextvars(order_id=order_id, complaint_id=complaint_id)
+    if caller.role == Role.CUSTOMER and not owns_order(caller, order_id):
+        raise Forbidden("this token belongs to another order")
+    return temporal.get_workflow_handle(complaint_id)
+
+
+ComplaintHandle = Annotated[WorkflowHandle[Any, Any], Depends(complaint_handle)]
+
+
+async def read_complaint(handle: WorkflowHandle[Any, Any]) -> Complaint:
+    with engine_errors(not_found="no such complaint"):
+        return await handle.query(ComplaintWorkflow.details)
+
+
+async def act_on_complaint(
+    handle: WorkflowHandle[Any, Any],
+    update: UpdateMethodMultiParam[[ComplaintWorkflow, ArgT], Complaint],
+    arg: ArgT,
+    action: str,
+) -> ComplaintPublic:
+    try:
+        with engine_errors(not_found="no such complaint"):
+            return complaint_view(await handle.execute_update(update, arg))
+    except NotFound:
+        # The engine answers "not found" for unknown complaints and for closed ones alike.
+        complaint = await read_complaint(handle)
+        raise Conflict(f"cannot {action}: complaint is {complaint.state}; it is finished") from None
+
+
+# ---- filing ----------------------------------------------------------------------------------
+
+
+@router.post(
+    "/v1/orders/{order_id}/complaints",
+    status_code=status.HTTP_201_CREATED,
+    responses=ACTION_PROBLEMS,
+)
+async def file_complaint(
+    body: ComplaintBody,
+    handle: OrderHandle,
+    caller: Annotated[Actor, Depends(may("file a complaint"))],
+) -> ComplaintCreated:
+    """File a complaint in any stage but closed and cancelled; it starts at tier 1."""
+    filing = ComplaintFiling(**body.model_dump())
+    filed = await act_on_order(
+        handle,
+        RepairOrderWorkflow.file_complaint,
+        FileComplaintInput(actor=caller, filing=filing),
+        "file a complaint",
+    )
+    return ComplaintCreated(complaint_id=filed.complaint_id)
+
+
+# ---- reading ---------------------------------------------------------------------------------
+
+
+def encode_cursor(row: ComplaintRow) -> str:
+    position = json.dumps([row.filed_at.isoformat(), row.complaint_id])
+    return base64.urlsafe_b64encode(position.encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        filed_at, complaint_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        at = datetime.fromisoformat(filed_at)
+    except (ValueError, TypeError, binascii.Error):
+        raise Unprocessable("query.cursor: not a cursor this list gave out") from None
+    if at.tzinfo is None or not isinstance(complaint_id, str):
+        raise Unprocessable("query.cursor: not a cursor this list gave out")
+    return at, complaint_id
+
+
+@router.get("/v1/complaints", responses=problems(401, 403, 422, 503))
+async def list_complaints(
+    caller: Annotated[Actor, Depends(role(Role.STAFF, Role.SUPERVISOR, Role.AUDITOR))],
+    session: SessionDep,
+    state: ComplaintState | None = None,
+    tier: Annotated[int | None, Query(ge=1, le=3)] = None,
+    overdue: bool | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: str | None = None,
+) -> ComplaintList:
+    """Complaints from the records store, oldest filing first; `cursor` continues a listing."""
+    now = datetime.now(UTC)
+    query = select(ComplaintRow)
+    if state is not None:
+        query = query.where(ComplaintRow.state == state.value)
+    if tier is not None:
+        query = query.where(ComplaintRow.tier == tier)
+    if overdue is not None:
+        late = or_(
+            and_(
+                col(ComplaintRow.state) == ComplaintState.OPEN.value,
+                col(ComplaintRow.first_reply_due) <= now,
+            ),
+            and_(
+                col(ComplaintRow.state).in_(
+                    [ComplaintState.OPEN.value, ComplaintState.ACKNOWLEDGED.value]
+                ),
+                col(ComplaintRow.resolution_due) <= now,
+            ),
+        )
+        query = query.where(late if overdue else not_(late))
+    if cursor is not None:
+        after_at, after_id = decode_cursor(cursor)
+        query = query.where(
+            or_(
+                col(ComplaintRow.filed_at) > after_at,
+                and_(
+                    col(ComplaintRow.filed_at) == after_at,
+                    col(ComplaintRow.complaint_id) > after_id,
+                ),
+            )
+        )
+    query = query.order_by(col(ComplaintRow.filed_at), col(ComplaintRow.complaint_id))
+    rows = (await session.scalars(query.limit(limit + 1))).all()
+    page = rows[:limit]
+    return ComplaintList(
+        items=[
+            ComplaintListItem(
+                complaint_id=row.complaint_id,
+                order_id=row.order_id,
+                state=ComplaintState(row.state),
+                tier=row.tier,
+                category=row.category,
+                concerns_work=row.concerns_work,
+                technician_id=row.technician_id,
+                filed_at=row.filed_at,
+                deadlines=ComplaintDeadlines(
+                    first_reply=row.first_reply_due, resolution=row.resolution_due
+                ),
+                overdue=is_overdue(
+                    ComplaintState(row.state), row.first_reply_due, row.resolution_due, now
+                ),
+                compensation=row.compensation,
+                updated_at=row.updated_at,
+            )
+            for row in page
+        ],
+        next_cursor=encode_cursor(page[-1]) if len(rows) > limit else None,
+    )
+
+
+@router.get("/v1/complaints/{complaint_id}", responses=problems(401, 403, 404, 503))
+async def get_complaint(
+    handle: ComplaintHandle,
+    caller: Annotated[
+        Actor, Depends(role(Role.STAFF, Role.SUPERVISOR, Role.AUDITOR, Role.CUSTOMER))
+    ],
+) -> ComplaintPublic:
+    """The complaint, its tier, deadlines and history."""
+    return complaint_view(await read_complaint(handle))
+
+
+# ---- working a complaint -----------------------------------------------------------------------
+
+
+@router.post("/v1/complaints/{complaint_id}/acknowledge", responses=ACTION_PROBLEMS)
+async def acknowledge(
+    handle: ComplaintHandle, caller: Annotated[Actor, Depends(role(*OFFICE))]
+) -> ComplaintPublic:
+    """The first reply: staff at tier 1, a supervisor at any tier."""
+    return await act_on_complaint(
+        handle, ComplaintWorkflow.acknowledge, ActorInput(actor=caller), "acknowledge"
+    )
+
+
+@router.post("/v1/complaints/{complaint_id}/resolve", responses=ACTION_PROBLEMS)
+async def resolve(
+    body: ResolveBody, handle: ComplaintHandle, caller: Annotated[Actor, Depends(role(*OFFICE))]
+) -> ComplaintPublic:
+    """Resolve it, with an optional compensation (a decimal string, e.g. "88.50")."""
+    update = ResolveInput(actor=caller, resolution=body.resolution, compensation=body.compensation)
+    return await act_on_complaint(handle, ComplaintWorkflow.resolve, update, "resolve")
+
+
+@router.post("/v1/complaints/{complaint_id}/follow-up", responses=ACTION_PROBLEMS)
+async def follow_up(
+    body: FollowUpBody,
+    handle: ComplaintHandle,
+    caller: Annotated[Actor, Depends(role(*OFFICE, Role.CUSTOMER))],
+) -> ComplaintPublic:
+    """The customer's answer on the call-back; unsatisfied reopens it one tier higher."""
+    update = FollowUpInput(actor=caller, satisfied=body.satisfied, comment=body.comment)
+    return await act_on_complaint(handle, ComplaintWorkflow.follow_up, update, "follow up")
