@@ -47,10 +47,14 @@ async def act_on_order(
     update: UpdateMethodMultiParam[[RepairOrderWorkflow, ArgT], ResultT],
     arg: ArgT,
     action: str,
+    *,
+    update_id: str | None = None,
 ) -> ResultT:
+    """Send the update; a repeated `update_id` returns the first call's result (the engine
+    deduplicates updates by id), so a client's retry does not act twice."""
     try:
         with engine_errors():
-            return await handle.execute_update(update, arg)
+            return await handle.execute_update(update, arg, id=update_id)
     except NotFound:
         # The engine answers "not found" for unknown orders and for finished ones alike.
         order = await read_order(handle)

@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Annotated, Any, TypeVar
 
 import structlog
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, Depends, Header, Query, status
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import and_, not_, or_
 from sqlmodel import col, select
@@ -182,14 +182,17 @@ async def file_complaint(
     body: ComplaintBody,
     handle: OrderHandle,
     caller: Annotated[Actor, Depends(may("file a complaint"))],
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> ComplaintCreated:
-    """File a complaint in any stage but closed and cancelled; it starts at tier 1."""
+    """File a complaint in any stage but closed and cancelled; it starts at tier 1. A retry
+    with the same Idempotency-Key answers the complaint the first call filed."""
     filing = ComplaintFiling(**body.model_dump())
     filed = await act_on_order(
         handle,
         RepairOrderWorkflow.file_complaint,
         FileComplaintInput(actor=caller, filing=filing),
         "file a complaint",
+        update_id=f"file-complaint:{idempotency_key}" if idempotency_key else None,
     )
     return ComplaintCreated(complaint_id=filed.complaint_id)
 

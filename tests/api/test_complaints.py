@@ -80,6 +80,20 @@ class TestFiling:
         assert complaint["overdue"] is False
         assert complaint["deadlines"]["first_reply"] < complaint["deadlines"]["resolution"]
 
+    async def test_the_same_idempotency_key_files_once(
+        self, api: httpx.AsyncClient, drive: Drive
+    ) -> None:
+        order = await drive("assigned")
+        headers = order.by("customer") | {"Idempotency-Key": "complaint-call-1"}
+        answers = [
+            await api.post(f"{order.url}/complaints", json=COMPLAINT, headers=headers)
+            for _ in range(2)
+        ]
+        assert [a.status_code for a in answers] == [201, 201]
+        assert {a.json()["complaint_id"] for a in answers} == {f"{order.order_id}-C1"}
+        shown = (await api.get(order.url, headers=order.by("staff"))).json()
+        assert [c["complaint_id"] for c in shown["complaints"]] == [f"{order.order_id}-C1"]
+
     async def test_who_may_file(self, api: httpx.AsyncClient, drive: Drive) -> None:
         order = await drive("assigned")
         for role in ("technician", "auditor", "admin"):
