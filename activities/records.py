@@ -3,9 +3,11 @@
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import select
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
+from core.db import lock_order
 from models.order import RecordInput
-from models.records import ComplaintRow, EventRow, OrderRow
+from models.records import GENESIS_HASH, ComplaintRow, EventRow, OrderRow
 
 
 class RecordActivities:
@@ -14,9 +16,18 @@ class RecordActivities:
 
     @activity.defn(name="record_order_event")
     async def record_order_event(self, input: RecordInput) -> None:
-        """Append the event (once) and bring the read model up to it, in one transaction."""
+        """Append the event (once) and bring the read model up to it, in one transaction.
+
+        The event is chained to the order's event `seq - 1`, read in the same transaction
+        while holding the order's write lock (core.db.lock_order), so two writers of one order
+        queue rather than both chaining to the same predecessor; should one get past the lock,
+        the unique (order_id, seq) refuses the second row and its retry finds the event
+        recorded. An event whose predecessor is not recorded yet is refused with a retryable
+        error rather than written with a hole in the chain.
+        """
         event, snapshot = input.event, input.snapshot
         async with AsyncSession(self.engine, expire_on_commit=False) as session, session.begin():
+            await lock_order(session, event.order_id)
             already = await session.scalar(
                 select(EventRow.id).where(
                     EventRow.order_id == event.order_id, EventRow.seq == event.seq
@@ -25,12 +36,29 @@ class RecordActivities:
             if already is not None:
                 activity.logger.info("event already recorded", extra={"seq": event.seq})
                 return
-            session.add(EventRow(**event.model_dump()))
-            row = await session.get(OrderRow, snapshot.order_id, with_for_update=True)
-            if row is None:
-                session.add(OrderRow(**snapshot.model_dump(), last_seq=event.seq))
-            elif row.last_seq < event.seq:
-                row.sqlmodel_update(snapshot.model_dump() | {"last_seq": event.seq})
+            if event.seq == 1:
+                prev_hash: str | None = GENESIS_HASH
+            else:
+                prev_hash = await session.scalar(
+                    select(EventRow.hash).where(
+                        EventRow.order_id == event.order_id, EventRow.seq == event.seq - 1
+                    )
+                )
+            if prev_hash is None:
+                raise ApplicationError(
+                    f"event {event.seq} arrived before event {event.seq - 1} was recorded",
+                    type="EventOutOfOrder",
+                )
+            row = EventRow(**event.model_dump(), prev_hash=prev_hash, hash="")
+            row.hash = row.content_hash()
+            session.add(row)
+            order = await session.get(OrderRow, snapshot.order_id, with_for_update=True)
+            if order is None:
+                order = OrderRow(**snapshot.model_dump(), last_seq=0)
+                session.add(order)
+            if order.last_seq < event.seq:
+                order.sqlmodel_update(snapshot.model_dump())
+                order.last_seq, order.last_hash = event.seq, row.hash
             if input.complaint is not None:
                 # Events of one order are written in order, so the latest one wins.
                 complaint = input.complaint.model_dump()

@@ -1,12 +1,35 @@
-"""The records store's engine: SQLite by default, PostgreSQL in production."""
+"""The records store: SQLite by default, PostgreSQL in production, its schema kept by Alembic.
 
-from sqlalchemy import event
+The schema is that of the migrations in `migrations/`, never `create_all`: `prepare_schema`
+(the API and the worker call it at start-up) upgrades the database to the newest revision,
+as `alembic upgrade head` does for an operator. Both run in one transaction that holds a
+lock, so processes starting together migrate once, and a failed migration leaves nothing.
+"""
+
+import hashlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+from sqlalchemy import Connection, event, inspect, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
-from sqlmodel import SQLModel
 
-ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+psycopg"}
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+ALEMBIC_INI: Final = Path(__file__).parent.parent / "alembic.ini"
+ASYNC_DRIVERS: Final = {
+    "sqlite": "sqlite+aiosqlite",
+    "postgresql": "postgresql+psycopg",
+    "postgres": "postgresql+psycopg",  # the spelling some hosting providers hand out
+}
+# pg_advisory_xact_lock keys: one for migrations; order locks hash the order id (below).
+_SCHEMA_LOCK: Final = 0x7266_6D69_6772_6174  # "rfmigrat"
+
+
+class SchemaError(RuntimeError):
+    """The records store cannot be brought to the current schema; the message says why."""
 
 
 def async_url(url: str) -> str:
@@ -33,9 +56,81 @@ def _sqlite_pragmas(dbapi_connection: object, _: ConnectionPoolEntry) -> None:
     cursor.close()
 
 
-async def prepare_schema(engine: AsyncEngine) -> None:
-    """Create missing tables (Alembic migrations take this over once the schema evolves)."""
+# ---- locks -------------------------------------------------------------------------------------
+
+
+def _advisory_key(name: str) -> int:
+    """A stable signed 64-bit key for pg_advisory_xact_lock."""
+    digest = hashlib.sha256(name.encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+async def lock_order(session: AsyncSession, order_id: str) -> None:
+    """Make the session's transaction the only writer of this order's records until it ends.
+
+    Must be the transaction's first statement. PostgreSQL: a transaction-scoped advisory lock
+    on the order id (writers of other orders go on). SQLite: BEGIN IMMEDIATE, the database's
+    one write lock, taken up front so two writers queue (busy_timeout) instead of both reading
+    and one failing when it comes to write.
+    """
+    connection = await session.connection()
+    if connection.dialect.name == "postgresql":
+        key = _advisory_key(f"repairflow.order:{order_id}")
+        await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+    elif connection.dialect.name == "sqlite":
+        await connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def lock_schema(connection: Connection) -> None:
+    """Serialise migrations: the first statement of the migrating transaction."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK})
+    elif connection.dialect.name == "sqlite":
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def refuse_unversioned(connection: Connection) -> None:
+    """A database with our tables but no Alembic version was made by `create_all` before
+    migrations existed: its tables lack columns (the event chain), so it is refused, not
+    guessed at."""
+    from sqlmodel import SQLModel
+
     import models.records  # noqa: F401 - registers the tables on SQLModel.metadata
 
+    tables = set(inspect(connection).get_table_names())
+    ours = sorted(tables & set(SQLModel.metadata.tables))
+    if ours and "alembic_version" not in tables:
+        raise SchemaError(
+            f"the records store has tables ({', '.join(ours)}) but no migration history: it "
+            "was created before repairflow used migrations. In development delete that "
+            "database (repairflow.db) and start again; elsewhere move it aside and migrate a "
+            "new one with `alembic upgrade head`, copying the rows over."
+        )
+
+
+# ---- schema ------------------------------------------------------------------------------------
+
+
+def alembic_config() -> "Config":
+    """The project's Alembic configuration (alembic.ini at the repository root)."""
+    # Imported here: workflow sandboxes import this module's importers, not Alembic.
+    from alembic.config import Config
+
+    return Config(str(ALEMBIC_INI))
+
+
+async def prepare_schema(engine: AsyncEngine) -> None:
+    """Bring the database to the newest migration (a no-op when it is there already)."""
+    from alembic import command
+
+    def upgrade(connection: Connection) -> None:
+        config = alembic_config()
+        # migrations/env.py runs on this connection, in this transaction, under this lock.
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
     async with engine.begin() as connection:
-        await connection.run_sync(SQLModel.metadata.create_all)
+        # Locked before Alembic starts: its context is global, so callers in one process must
+        # take turns as much as processes do.
+        await connection.run_sync(lock_schema)
+        await connection.run_sync(upgrade)

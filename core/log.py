@@ -71,6 +71,9 @@ def configure_logging(
     # These log SQL with its bound values (customers' names and phones) below WARNING.
     for name in ("aiosqlite", "sqlalchemy.engine", "sqlalchemy.pool"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # Alembic tells every plugin it loads at each start; only a migration run is news.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.getLogger("alembic.runtime.migration").setLevel(logging.INFO)
 
 
 def _keep(_: Any, __: str, event: EventDict) -> EventDict:

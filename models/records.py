@@ -1,19 +1,38 @@
-"""SQLModel tables of the records store. They never leave the records layer or reach a workflow."""
+"""SQLModel tables of the records store. They never leave the records layer or reach a workflow.
 
+The schema is owned by the Alembic migrations in `migrations/`: a change to a table here
+needs a new revision there (tests/records/test_migrations.py compares the two).
+"""
+
+import hashlib
+import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Final
 
 from sqlalchemy import (
     JSON,
     Column,
     DateTime,
     Dialect,
+    Index,
     Numeric,
     Text,
     TypeDecorator,
     UniqueConstraint,
 )
 from sqlmodel import Field, SQLModel
+
+# Stable constraint names, so migrations can name what they alter or drop on every engine.
+# Set before the first table below is declared: names are given as tables are built.
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(column_0_N_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -41,6 +60,8 @@ class OrderRow(SQLModel, table=True):
     """The orders read model: one row per order, rewritten after every event."""
 
     __tablename__ = "orders"
+    # Lists page by (booked_at, order_id): one index serves the ordering and the range filter.
+    __table_args__ = (Index("ix_orders_booked_at_order_id", "booked_at", "order_id"),)
 
     order_id: str = Field(primary_key=True, max_length=40)
     stage: str = Field(index=True, max_length=32)
@@ -53,20 +74,27 @@ class OrderRow(SQLModel, table=True):
     sla_breached: bool = Field(default=False, index=True)
     currency: str = Field(max_length=3)
     total: Decimal = Field(sa_column=Column(Numeric(12, 2), nullable=False))
-    booked_at: datetime = Field(sa_column=_utc_column(index=True))
+    booked_at: datetime = Field(sa_column=_utc_column())
     updated_at: datetime = Field(sa_column=_utc_column())
     last_seq: int = 0
     survey_score: Decimal | None = Field(default=None, sa_column=Column(Numeric(3, 2)))
     rework_count: int = 0
     claims: int = 0
     accepted_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+    # The head of the order's event chain (the hash of event `last_seq`): it anchors the end of
+    # the chain, so deleting or rewriting the newest events is detected too.
+    last_hash: str | None = Field(default=None, max_length=64)
     # Personal data, erased a configurable time after the order closes.
     customer_name: str | None = Field(default=None, max_length=200)
     customer_phone: str | None = Field(default=None, max_length=32)
 
 
 class EventRow(SQLModel, table=True):
-    """The append-only event log; (order_id, seq) makes every retried write land once."""
+    """The append-only event log; (order_id, seq) makes every retried write land once.
+
+    Each row is chained to the row before it of the same order (see `event_hash`), so an
+    edited, deleted or inserted row shows in `first_broken_seq`.
+    """
 
     __tablename__ = "order_events"
     __table_args__ = (UniqueConstraint("order_id", "seq"),)
@@ -78,6 +106,86 @@ class EventRow(SQLModel, table=True):
     actor: str = Field(max_length=200)
     action: str = Field(max_length=64)
     detail: str = Field(default="", max_length=4000)
+    prev_hash: str = Field(max_length=64)  # `hash` of event seq - 1; GENESIS_HASH for seq 1
+    hash: str = Field(max_length=64)  # event_hash(...) of this row's content and prev_hash
+
+    def content_hash(self) -> str:
+        """The hash this row's stored content and prev_hash call for."""
+        return event_hash(
+            order_id=self.order_id,
+            seq=self.seq,
+            at=self.at,
+            actor=self.actor,
+            action=self.action,
+            detail=self.detail,
+            prev_hash=self.prev_hash,
+        )
+
+
+# ---- the event chain ---------------------------------------------------------------------------
+
+GENESIS_HASH: Final = "0" * 64  # prev_hash of every order's first event
+_HASH_VERSION: Final = "repairflow.order_event.v1"
+
+
+def event_hash(
+    *, order_id: str, seq: int, at: datetime, actor: str, action: str, detail: str, prev_hash: str
+) -> str:
+    """The hex SHA-256 of one event, chained to its predecessor by `prev_hash`.
+
+    Canonical form: the JSON array [version, order_id, seq, at, actor, action, detail,
+    prev_hash], compact separators, ASCII-escaped (so no encoding can differ), with `at` in
+    UTC as ISO 8601 to the microsecond ("2026-11-20T02:01:00.000000+00:00"), which both
+    engines store exactly. The version tag lets a later format coexist with this one.
+    """
+    if at.tzinfo is None:
+        raise ValueError("naive datetime given to the event chain")
+    canonical = json.dumps(
+        [
+            _HASH_VERSION,
+            order_id,
+            seq,
+            at.astimezone(UTC).isoformat(timespec="microseconds"),
+            actor,
+            action,
+            detail,
+            prev_hash,
+        ],
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode("ascii")).hexdigest()
+
+
+def first_broken_seq(
+    events: Sequence[EventRow], *, last_seq: int = 0, last_hash: str | None = None
+) -> int | None:
+    """The first sequence number at which one order's chain is broken, or None if it holds.
+
+    `events` are the order's rows in seq order. Walking from seq 1, the chain breaks at:
+    - a missing number (a deleted row): the first number missing;
+    - a row whose prev_hash is not the previous row's hash (a row deleted, inserted or
+      re-hashed before it): that row;
+    - a row whose content no longer gives its hash (an edited row): that row.
+    The orders row anchors the end (`last_seq`, `last_hash`, 0 and None where it has none):
+    newest events deleted break the chain at the first one missing, and a newest row rewritten
+    together with its hash, or a row appended, at the first row past the anchor that disagrees.
+    """
+    prev_hash = GENESIS_HASH
+    expected = 1
+    for row in events:
+        if row.seq != expected:
+            return expected
+        if row.prev_hash != prev_hash or row.content_hash() != row.hash:
+            return row.seq
+        if row.seq == last_seq and last_hash is not None and row.hash != last_hash:
+            return row.seq
+        if row.seq > last_seq > 0:
+            return row.seq
+        prev_hash = row.hash
+        expected += 1
+    if expected <= last_seq:
+        return expected
+    return None
 
 
 class IdempotencyKeyRow(SQLModel, table=True):

@@ -2,6 +2,7 @@
 
     python3 scripts/dev.py up     set up, then run the Temporal dev server, worker and API
     python3 scripts/dev.py test   set up, then run the linters, type checks and the test suite
+                                  (the records tests on SQLite and on a throwaway PostgreSQL)
 
 Only the Python standard library is used until the project environment exists, so this runs
 on a machine that has nothing but Python 3.11+.
@@ -9,15 +10,19 @@ on a machine that has nothing but Python 3.11+.
 
 import json
 import os
+import pwd
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -76,14 +81,112 @@ def run_tests(args: list[str]) -> int:
         [str(bin_dir / "ruff"), "check", "."],
         [str(bin_dir / "ruff"), "format", "--check", "."],
         [str(bin_dir / "mypy"), "."],
-        [str(bin_dir / "python"), "-m", "pytest", *args],
     ]
     for command in checks:
         print("$", Path(command[0]).name, *command[1:], flush=True)
         result = subprocess.run(command, cwd=ROOT)
         if result.returncode != 0:
             return result.returncode
-    return 0
+    # A stop request must still stop the PostgreSQL server below: turn it into an exception.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    with postgres_for_tests() as postgres:
+        pytest = [str(bin_dir / "python"), "-m", "pytest", *args]
+        print("$", "pytest", *args, flush=True)
+        return subprocess.run(pytest, cwd=ROOT, env=os.environ | postgres).returncode
+
+
+# ---- command 2: a throwaway PostgreSQL for the records tests ---------------------------------
+
+POSTGRES_URL_VARIABLE = "REPAIRFLOW_TEST_POSTGRES_URL"
+POSTGRES_VERSIONS = Path("/usr/lib/postgresql")  # where Debian's packages put each version
+
+
+def postgres_bin_dir() -> Path | None:
+    """The newest installed PostgreSQL server's bin directory (Debian's layout), if any."""
+    found = [
+        initdb.parent
+        for initdb in POSTGRES_VERSIONS.glob("*/bin/initdb")
+        if initdb.parent.parent.name.isdigit()
+    ]
+    return max(found, key=lambda bin_dir: int(bin_dir.parent.name), default=None)
+
+
+def install_postgres() -> Path | None:
+    """Debian's PostgreSQL server, installed when missing (needs root and apt-get)."""
+    if (bin_dir := postgres_bin_dir()) is not None:
+        return bin_dir
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        return None
+    print("installing PostgreSQL from Debian's packages ...", flush=True)
+    env = os.environ | {"DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", "postgresql"]
+    if subprocess.run(install, env=env).returncode != 0:
+        # A fresh machine has no package lists yet.
+        subprocess.run(["apt-get", "update", "-q"], env=env)
+        subprocess.run(install, env=env)
+    return postgres_bin_dir()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def postgres_for_tests() -> Iterator[dict[str, str]]:
+    """A throwaway PostgreSQL cluster on loopback while the tests run: the variables that tell
+    the tests where it is. The cluster lives in a temporary directory (unix sockets too) and is
+    stopped and deleted afterwards, also when the tests fail or are interrupted. A URL already
+    in REPAIRFLOW_TEST_POSTGRES_URL is used as it is. Without PostgreSQL (and no way to install
+    it) the PostgreSQL tests are skipped, except in CI, where that is an error."""
+    if url := os.environ.get(POSTGRES_URL_VARIABLE):
+        yield {POSTGRES_URL_VARIABLE: url, "CI_REQUIRE_POSTGRES": "1"}
+        return
+    bin_dir = install_postgres()
+    if bin_dir is None:
+        message = "PostgreSQL is not installed and cannot be installed here (root and apt-get)"
+        if os.environ.get("CI"):
+            raise SystemExit(f"{message}: the records tests need it in CI")
+        print(f"{message}; the PostgreSQL cases of the records tests will be skipped", flush=True)
+        yield {}
+        return
+    workdir = Path(tempfile.mkdtemp(prefix="repairflow-pg-"))
+    data, log = workdir / "data", workdir / "server.log"
+    as_owner: list[str] = []
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+        owner = pwd.getpwnam("postgres")
+        os.chown(workdir, owner.pw_uid, owner.pw_gid)
+        as_owner = ["runuser", "-u", "postgres", "--"]
+    pg_ctl = [*as_owner, str(bin_dir / "pg_ctl"), "-D", str(data)]
+    started = False
+    try:
+        initdb = [*as_owner, str(bin_dir / "initdb"), "-D", str(data), "-U", "repairflow"]
+        initdb += ["-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"]
+        # cwd: the server's user may not be allowed into the directory this runs from.
+        subprocess.run(initdb, cwd=workdir, check=True, capture_output=True)
+        for _ in range(3):  # another process may take the free port first
+            port = free_port()
+            options = (
+                f"-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories={workdir}"
+                " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+            )
+            start = [*pg_ctl, "-l", str(log), "-o", options, "-w", "-t", "60", "start"]
+            started = subprocess.run(start, cwd=workdir, capture_output=True).returncode == 0
+            if started:
+                break
+        if not started:
+            server_log = log.read_text()[-2000:] if log.exists() else "(no server log)"
+            raise SystemExit(f"PostgreSQL did not start:\n{server_log}")
+        createdb = [str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port)]
+        subprocess.run([*createdb, "-U", "repairflow", "repairflow"], check=True)
+        url = f"postgresql://repairflow@127.0.0.1:{port}/repairflow"
+        print(f"PostgreSQL {bin_dir.parent.name} for the records tests: {url}", flush=True)
+        yield {POSTGRES_URL_VARIABLE: url, "CI_REQUIRE_POSTGRES": "1"}
+    finally:
+        if started:
+            subprocess.run([*pg_ctl, "-m", "fast", "-w", "stop"], cwd=workdir, capture_output=True)
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 # ---- command 1: the whole service as one supervised group -------------------------------

@@ -1,8 +1,6 @@
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,14 +8,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import col, select
 from temporalio import activity, workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.records import RecordActivities
-from core.db import create_engine, prepare_schema
 from models.catalog import Category
 from models.order import (
     Channel,
+    ComplaintSnapshot,
+    ComplaintState,
     OrderEvent,
     OrderSnapshot,
     Priority,
@@ -25,7 +25,7 @@ from models.order import (
     Stage,
     WarrantyStatus,
 )
-from models.records import EventRow, OrderRow
+from models.records import GENESIS_HASH, ComplaintRow, EventRow, OrderRow, first_broken_seq
 
 BOOKED_AT = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
 
@@ -61,11 +61,26 @@ def create_record_input(
 
 
 @pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(f"sqlite:///{tmp_path / 'records.db'}")
-    await prepare_schema(engine)
-    yield engine
-    await engine.dispose()
+def engine(records_store: AsyncEngine) -> AsyncEngine:
+    """A fresh records store on each engine (SQLite, PostgreSQL)."""
+    return records_store
+
+
+def create_complaint_snapshot(**overrides: Any) -> ComplaintSnapshot:
+    fields: dict[str, Any] = {
+        "complaint_id": "RF261120-ABC123-C1",
+        "order_id": "RF261120-ABC123",
+        "state": ComplaintState.OPEN,
+        "tier": 1,
+        "category": "late arrival",
+        "concerns_work": False,
+        "technician_id": None,
+        "filed_at": BOOKED_AT,
+        "first_reply_due": BOOKED_AT + timedelta(days=1),
+        "resolution_due": BOOKED_AT + timedelta(days=3),
+        "updated_at": BOOKED_AT,
+    }
+    return ComplaintSnapshot(**(fields | overrides))
 
 
 async def record(activities: RecordActivities, input: RecordInput) -> None:
@@ -143,15 +158,66 @@ class TestRecordOrderEvent:
             ("RF261120-ABC123", 2, "stage:dispatching"),
         ]
 
-    async def test_late_event_does_not_move_the_order_back(self, engine: AsyncEngine) -> None:
-        """An event that arrives after a newer one is logged, but lists keep the newer stage."""
+    async def test_event_before_its_predecessor_is_refused_until_it_arrives(
+        self, engine: AsyncEngine
+    ) -> None:
+        """Event 3 before event 2 is refused (retryably) and writes nothing; after 2, it lands."""
         activities = RecordActivities(engine)
         await record(activities, create_record_input(1, Stage.BOOKED))
-        await record(activities, create_record_input(3, Stage.CANCELLED))
+        with pytest.raises(ApplicationError, match="before event 2") as refused:
+            await record(activities, create_record_input(3, Stage.CANCELLED))
+        assert refused.value.type == "EventOutOfOrder"
+        assert not refused.value.non_retryable
+        (row,) = await order_rows(engine)
+        assert (row.stage, row.last_seq) == ("booked", 1)
+        assert [seq for _, seq, _ in await logged_events(engine)] == [1]
+
         await record(activities, create_record_input(2, Stage.DISPATCHING))
+        await record(activities, create_record_input(3, Stage.CANCELLED))
         (row,) = await order_rows(engine)
         assert (row.stage, row.last_seq) == ("cancelled", 3)
         assert [seq for _, seq, _ in await logged_events(engine)] == [1, 2, 3]
+
+    async def test_events_are_chained_by_hash(self, engine: AsyncEngine) -> None:
+        """Each event carries its own hash and its predecessor's; the order row holds the head."""
+        activities = RecordActivities(engine)
+        for seq, stage in enumerate((Stage.BOOKED, Stage.DISPATCHING, Stage.SCHEDULED), 1):
+            await record(activities, create_record_input(seq, stage))
+        async with AsyncSession(engine) as session:
+            rows = list(await session.scalars(select(EventRow).order_by(col(EventRow.seq))))
+            order = await session.get(OrderRow, "RF261120-ABC123")
+        assert [row.prev_hash for row in rows] == [GENESIS_HASH, rows[0].hash, rows[1].hash]
+        assert all(row.hash == row.content_hash() for row in rows)
+        assert len({row.hash for row in rows}) == 3
+        assert order is not None
+        assert (order.last_seq, order.last_hash) == (3, rows[2].hash)
+        assert first_broken_seq(rows, last_seq=order.last_seq, last_hash=order.last_hash) is None
+
+    async def test_retry_after_commit_keeps_the_first_hash(self, engine: AsyncEngine) -> None:
+        """A retried event is not written again, so its hash and the chain stay as they were."""
+        activities = RecordActivities(engine)
+        await record(activities, create_record_input(1, Stage.BOOKED))
+        async with AsyncSession(engine) as session:
+            first = await session.scalar(select(EventRow.hash))
+        await record(activities, create_record_input(1, Stage.BOOKED))
+        async with AsyncSession(engine) as session:
+            assert list(await session.scalars(select(EventRow.hash))) == [first]
+
+    async def test_complaint_event_upserts_the_complaint_row(self, engine: AsyncEngine) -> None:
+        """A complaint's events keep its read-model row current; the latest event wins."""
+        activities = RecordActivities(engine)
+        filed = create_complaint_snapshot(state=ComplaintState.OPEN, tier=1)
+        await record(
+            activities, create_record_input(1, Stage.BOOKED).model_copy(update={"complaint": filed})
+        )
+        escalated = filed.model_copy(update={"tier": 2, "updated_at": BOOKED_AT + timedelta(1)})
+        await record(
+            activities,
+            create_record_input(2, Stage.DISPATCHING).model_copy(update={"complaint": escalated}),
+        )
+        async with AsyncSession(engine) as session:
+            (row,) = await session.scalars(select(ComplaintRow))
+        assert (row.complaint_id, row.state, row.tier) == ("RF261120-ABC123-C1", "open", 2)
 
     async def test_orders_are_kept_apart(self, engine: AsyncEngine) -> None:
         """The same event number on two orders is two events, on two rows."""

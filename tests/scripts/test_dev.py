@@ -1,5 +1,7 @@
-"""README command 1 as a user runs it: everything up, an order booked, Ctrl-C, up again."""
+"""README command 1 as a user runs it: everything up, an order booked, Ctrl-C, up again; and
+command 2's throwaway PostgreSQL."""
 
+import importlib.util
 import json
 import os
 import signal
@@ -10,9 +12,12 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
+import psycopg
 import pytest
+from sqlalchemy import make_url
 
 from tests.factories import create_booking_json
 
@@ -156,3 +161,48 @@ class TestDevCommand:
         assert "two services on one port" in result.stderr
         assert "repairflow is running" not in result.stdout
         assert not listening(service.temporal_port)
+
+
+def load_dev_script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("dev_script", ROOT / "scripts" / "dev.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class TestTestCommandPostgres:
+    def test_throwaway_server_runs_during_the_tests_and_is_gone_after(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Command 2 starts PostgreSQL on loopback for the tests, tells them where it is, and
+        leaves neither a listening port nor its files behind."""
+        dev = load_dev_script()
+        if dev.postgres_bin_dir() is None:
+            if os.environ.get("CI_REQUIRE_POSTGRES") == "1":
+                pytest.fail("no PostgreSQL server binaries, though CI_REQUIRE_POSTGRES=1")
+            pytest.skip("no PostgreSQL server binaries here (command 2 installs them)")
+        monkeypatch.delenv("REPAIRFLOW_TEST_POSTGRES_URL", raising=False)
+        with dev.postgres_for_tests() as env:
+            url = make_url(env["REPAIRFLOW_TEST_POSTGRES_URL"])
+            assert env["CI_REQUIRE_POSTGRES"] == "1"
+            assert url.host == "127.0.0.1"
+            assert url.port is not None
+            with psycopg.connect(env["REPAIRFLOW_TEST_POSTGRES_URL"]) as connection:
+                row = connection.execute("SELECT current_database()").fetchone()
+                assert row == ("repairflow",)
+                sockets = connection.execute("SHOW unix_socket_directories").fetchone()
+            assert sockets is not None
+            workdir = Path(sockets[0])
+            assert workdir.is_dir()
+        assert not listening(url.port)
+        assert not workdir.exists()
+
+    def test_a_given_server_is_used_as_it_is(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A developer's own server in REPAIRFLOW_TEST_POSTGRES_URL is used, nothing started."""
+        dev = load_dev_script()
+        given = "postgresql://me@127.0.0.1:1/mine"
+        monkeypatch.setenv("REPAIRFLOW_TEST_POSTGRES_URL", given)
+        with dev.postgres_for_tests() as env:
+            assert env == {"REPAIRFLOW_TEST_POSTGRES_URL": given, "CI_REQUIRE_POSTGRES": "1"}
