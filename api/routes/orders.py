@@ -1,27 +1,44 @@
-"""Order routes: each turns one call into a workflow start, an update or a query."""
+"""Order routes: each turns one call into a workflow start, an update or a query; lists and
+the audit log read the records store."""
 
+import base64
+import binascii
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, Header, Response, status
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+import structlog
+from fastapi import APIRouter, Depends, Header, Query, Response, status
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
+from sqlalchemy import and_, or_
+from sqlmodel import col, select
 from temporalio.client import WorkflowHandle
 from temporalio.workflow import UpdateMethodMultiParam
 
 from activities.dispatch import qualifications
 from api.deps import OrderHandle, SessionDep, SettingsDep, TemporalDep, VisibleOrder, may, role
-from api.errors import Conflict, NotFound, Unprocessable, problems
+from api.errors import Conflict, Forbidden, NotFound, Unprocessable, problems
 from api.orders import act_on_order, book, read_order
 from api.views import BookingCreated, ClaimCreatedPublic, OrderPublic, order_view, warranty_view
 from core.settings import Settings
 from core.tokens import mint_token
+from models.catalog import Category
 from models.order import (
+    ORDER_ID_PATTERN,
     AcceptanceInput,
     Actor,
     ActorInput,
     AssignInput,
     Booking,
     CancelInput,
+    Channel,
     ClaimInput,
     Diagnosis,
     DiagnosisInput,
@@ -31,6 +48,7 @@ from models.order import (
     Order,
     PartRequest,
     PartsInput,
+    Priority,
     QuoteRequest,
     ReasonInput,
     Role,
@@ -42,12 +60,13 @@ from models.order import (
     SurveyInput,
     Text,
     TimeWindow,
+    WarrantyStatus,
     WindowInput,
     local_date,
     require_reason_if_rejected,
     visit_day,
 )
-from models.records import TechnicianRow
+from models.records import EventRow, OrderRow, TechnicianRow, first_broken_seq
 from models.technician import unqualified_because
 from workflows.repair_order import RepairOrderWorkflow
 
@@ -192,6 +211,200 @@ async def book_order(
 async def get_order(order: VisibleOrder, caller: AnyRole) -> OrderPublic:
     """The whole order, as far as the caller may see it."""
     return order_view(order, caller)
+
+
+# ---- lists and the audit log, from the records store -------------------------------------------
+
+
+class OrderListQuery(BaseModel):
+    """Filters of GET /v1/orders, all optional and all applied together."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    stage: Stage | None = None
+    technician_id: ShortText | None = None
+    priority: Priority | None = None
+    region: ShortText | None = None
+    sla_breached: bool | None = None
+    booked_from: AwareDatetime | None = Field(
+        default=None, alias="from", description="booked at or after (ISO 8601 with offset)"
+    )
+    booked_to: AwareDatetime | None = Field(
+        default=None, alias="to", description="booked before (ISO 8601 with offset)"
+    )
+    limit: int = Field(default=50, ge=1, le=200)
+    cursor: str | None = Field(
+        default=None, max_length=500, description="next_cursor of the previous page"
+    )
+
+
+class OrderCursor(BaseModel):
+    """Where a page ended: the (booked_at, order_id) of its last order."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    booked_at: AwareDatetime
+    order_id: str = Field(min_length=1, max_length=40)
+
+    def encode(self) -> str:
+        return base64.urlsafe_b64encode(self.model_dump_json().encode()).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, cursor: str) -> "OrderCursor":
+        try:
+            raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+            return cls.model_validate_json(raw)
+        except (ValueError, binascii.Error):  # pydantic's ValidationError is a ValueError
+            raise Unprocessable("query.cursor: not a cursor this list gave out") from None
+
+
+class OrderCharges(BaseModel):
+    currency: str
+    total: Decimal
+
+
+class OrderListItem(BaseModel):
+    """An order in a list: what staff screens and reports filter on, and no personal data."""
+
+    order_id: str
+    stage: Stage
+    priority: Priority
+    channel: Channel
+    category: Category
+    region: str
+    technician_id: str | None
+    warranty_status: WarrantyStatus
+    sla_breached: bool
+    charges: OrderCharges
+    booked_at: datetime
+    updated_at: datetime
+
+
+class OrderList(BaseModel):
+    items: list[OrderListItem]
+    next_cursor: str | None
+
+
+class EventPublic(BaseModel):
+    seq: int
+    at: datetime
+    actor: str
+    action: str
+    detail: str
+    prev_hash: str
+    hash: str
+
+
+class EventLog(BaseModel):
+    events: list[EventPublic]
+    chain_ok: bool
+    first_bad_seq: int | None
+
+
+@router.get("", responses=problems(401, 403, 422, 503))
+async def list_orders(
+    filters: Annotated[OrderListQuery, Query()],
+    caller: Annotated[
+        Actor, Depends(role(Role.STAFF, Role.SUPERVISOR, Role.AUDITOR, Role.TECHNICIAN))
+    ],
+    session: SessionDep,
+) -> OrderList:
+    """Orders from the records store, oldest booking first (ties by order id), `limit` at a
+    time; `next_cursor` continues the listing and is null on the last page. Keyset paging:
+    orders booked or changed while a client pages never make it skip or repeat one.
+    `from` is inclusive, `to` exclusive. A technician lists only their own orders: leaving
+    out `technician_id` means theirs, and another technician's id is 403."""
+    technician_id = filters.technician_id
+    if caller.role == Role.TECHNICIAN:
+        if technician_id is not None and technician_id != caller.technician_id:
+            raise Forbidden("a technician lists only their own orders")
+        technician_id = caller.technician_id
+    start, end = filters.booked_from, filters.booked_to
+    if start is not None and end is not None and end <= start:
+        raise Unprocessable("query.to: must be after query.from")
+    query = select(OrderRow)
+    for column, value in (
+        (OrderRow.stage, filters.stage),
+        (OrderRow.technician_id, technician_id),
+        (OrderRow.priority, filters.priority),
+        (OrderRow.region, filters.region),
+        (OrderRow.sla_breached, filters.sla_breached),
+    ):
+        if value is not None:
+            query = query.where(col(column) == value)
+    booked_at, order_id = col(OrderRow.booked_at), col(OrderRow.order_id)
+    if start is not None:
+        query = query.where(booked_at >= start)
+    if end is not None:
+        query = query.where(booked_at < end)
+    if filters.cursor is not None:
+        after = OrderCursor.decode(filters.cursor)
+        query = query.where(
+            or_(
+                booked_at > after.booked_at,
+                and_(booked_at == after.booked_at, order_id > after.order_id),
+            )
+        )
+    query = query.order_by(booked_at, order_id).limit(filters.limit + 1)
+    rows = (await session.scalars(query)).all()
+    page = rows[: filters.limit]
+    more = len(rows) > filters.limit
+    return OrderList(
+        items=[
+            OrderListItem(
+                order_id=row.order_id,
+                stage=Stage(row.stage),
+                priority=Priority(row.priority),
+                channel=Channel(row.channel),
+                category=Category(row.category),
+                region=row.region,
+                technician_id=row.technician_id,
+                warranty_status=WarrantyStatus(row.warranty_status),
+                sla_breached=row.sla_breached,
+                charges=OrderCharges(currency=row.currency, total=row.total),
+                booked_at=row.booked_at,
+                updated_at=row.updated_at,
+            )
+            for row in page
+        ],
+        next_cursor=(
+            OrderCursor(booked_at=page[-1].booked_at, order_id=page[-1].order_id).encode()
+            if more
+            else None
+        ),
+    )
+
+
+@router.get("/{order_id}/events", responses=problems(401, 403, 404, 503))
+async def get_order_events(
+    order_id: str,
+    caller: Annotated[Actor, Depends(role(Role.AUDITOR, Role.SUPERVISOR))],
+    session: SessionDep,
+) -> EventLog:
+    """The order's event log from the records store, with its hash chain checked: a row
+    edited, deleted or added behind the service's back makes `chain_ok` false and
+    `first_bad_seq` the first sequence number at which the chain no longer holds."""
+    if not ORDER_ID_PATTERN.match(order_id):
+        raise NotFound("no such order")
+    structlog.contextvars.bind_contextvars(order_id=order_id)
+    order = await session.get(OrderRow, order_id)
+    events = (
+        await session.scalars(
+            select(EventRow).where(EventRow.order_id == order_id).order_by(col(EventRow.seq))
+        )
+    ).all()
+    if order is None and not events:
+        raise NotFound("no such order")
+    first_bad = first_broken_seq(
+        events,
+        last_seq=order.last_seq if order is not None else 0,
+        last_hash=order.last_hash if order is not None else None,
+    )
+    return EventLog(
+        events=[EventPublic.model_validate(row, from_attributes=True) for row in events],
+        chain_ok=first_bad is None,
+        first_bad_seq=first_bad,
+    )
 
 
 # ---- before check-in -------------------------------------------------------------------------
