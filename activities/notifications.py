@@ -1,36 +1,114 @@
 # ruff: noqa: RUF001 - Chinese text is written with full-width punctuation, as it should be
 """Notifications: render a template in the recipient's language and hand it to a channel.
 
-Every message is written to the `notifications` table under the key the workflow minted, so a
-retried activity sends it once. The default channel sends nothing further: that table is the
-outbox a relay (or a person) works from. SMS, email and webhook providers plug in later as
-`Channel`s, registered by channel name.
+Channels. A message goes by SMS, email, webhook or internally (the staff's and technicians'
+inboxes), each a `Channel`. The default, `OutboxChannel`, sends nothing itself: the
+`notifications` table is the outbox a relay (or a person) works from. `channels_from_settings`
+puts email on SMTP when REPAIRFLOW_SMTP_HOST is set and adds the signed webhook when
+REPAIRFLOW_WEBHOOK_URL is; SMS stays with the outbox until a provider is plugged in. `route`
+takes the channel REPAIRFLOW_NOTIFICATION_CHANNELS names for the template (else for the
+recipient) if it reaches the recipient, else customers by SMS (by email if that is all we
+have), technicians and staff internally.
+
+Once per key. The workflow mints each message's key. An attempt claims it (a row with status
+"sending", committed) before handing the message over, and marks it "sent" after. A retry that
+finds "sent" does nothing; "pending" (the provider did not take it) claims it again and sends
+it; "failed" or "unconfirmed" fails again, for good, sending nothing; "sending" means an earlier
+attempt was lost between claim and confirmation:
+- if that attempt had delivered it, its last heartbeat says so (Temporal hands an attempt's
+  heartbeat details to the next one) and the retry only confirms it;
+- otherwise the outcome is unknown. A channel whose receiver drops a repeated key
+  (`deduplicates`: the webhook, by its Idempotency-Key; the outbox) sends it again. Email does
+  not: a second copy would reach the customer's inbox. The row becomes "unconfirmed" and the
+  activity fails for good, so the order's timeline says the message may not have arrived and
+  a person can check. So email is at most once in one window: from the moment the mail server
+  may have the message (the end of DATA) until the attempt's heartbeat records the delivery,
+  a worker lost or a connection cut leaves it unconfirmed. Everywhere else it is exactly once.
+  (Heartbeat details survive a failed attempt on Temporal Server 1.16 and later; on an older
+  server the retry falls back to "unconfirmed", still never twice.)
+
+A channel tells the activity what happened. It returns once the provider has the message;
+raises `NotDelivered` when the provider certainly has not got it (unreachable, SMTP 4xx,
+webhook 5xx, 408, 429): the row is "pending" with the reason and Temporal retries with
+backoff (the workflow's EFFECT_RETRY: 1 s doubling to 1 min, without end); raises
+`Refused` when it never will (the mail server refuses the recipient or the message with a 5xx,
+the webhook answers another 4xx): the row is "failed" with a short reason and the activity
+raises the non-retryable UndeliverableNotification, which the workflow writes on the order's
+timeline. Anything else it raises leaves the outcome unknown (a connection lost mid-transfer):
+the row stays "sending" for the retry. Reasons never quote a provider's reply, which may name
+the address. A mail server refusing us rather than the message (login, sender) is a setup
+fault: not delivered, retried until an operator fixes it.
+
+Email is plain text (UTF-8) with a Message-ID derived from the key (`message_id`): every
+attempt at one key carries the same id, so mail clients that drop duplicate ids show one.
+
+Webhook: POST to REPAIRFLOW_WEBHOOK_URL, Content-Type application/json, a UTF-8 body
+{"key", "order_id", "template", "recipient", "locale", "subject", "body", "sent_at"} in which
+`sent_at` is when the key was claimed, so every attempt sends the same bytes, and headers
+    Idempotency-Key: <key>                  the same on every attempt: act on a key once
+    X-Repairflow-Timestamp: <unix seconds>  when this attempt was signed
+    X-Repairflow-Signature: sha256=<hex HMAC-SHA256 with the secret of "<timestamp>.<body>">
+A receiver recomputes the HMAC from the timestamp header, a ".", and the raw body bytes as
+received (before parsing them), compares it in constant time, refuses a timestamp more than a
+few minutes from its own clock (a replay), and answers 2xx once it has the message (also for a
+key it already had), 4xx to refuse it for good, 5xx, 408 or 429 to get it again later.
 
 Rendering fills a template's `{placeholders}` from `NotificationInput.params`; `order_id` is
 always the input's own. A placeholder the workflow did not pass renders as "—" and is named in
 the log line's `missing_params`: a message is never lost to a missing value.
 """
 
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import smtplib
+import ssl
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Final, Literal, NamedTuple, Protocol
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime, parseaddr
+from typing import Any, ClassVar, Final, Literal, NamedTuple, Protocol
 
+import httpx
+from pydantic import SecretStr
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
-from sqlmodel import select
+from sqlmodel import col, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from core.settings import CHANNEL_NAMES, ChannelName, Settings
 from models.notification import NotificationInput, Recipient, Template
 from models.records import NotificationRow
 
 Locale = Literal["zh", "en"]
-ChannelName = Literal["sms", "email", "internal"]
-CHANNEL_NAMES: Final[tuple[ChannelName, ...]] = ("sms", "email", "internal")
 
+# A row's status: claimed and being handed over, or handed over and not yet confirmed
+SENDING: Final = "sending"
 SENT: Final = "sent"
-FAILED: Final = "failed"
+PENDING: Final = "pending"  # the provider did not take it; `error` says why; sent again
+FAILED: Final = "failed"  # never deliverable; `error` says why
+UNCONFIRMED: Final = "unconfirmed"  # an attempt was cut off mid-delivery; not sent again
+CUT_OFF: Final = (
+    "may not have arrived: an earlier attempt was cut off while handing it over,"
+    " and it is not sent twice"
+)
 MISSING: Final = "—"
+DELIVERED: Final = "delivered"  # heartbeat detail: this activity's message was handed over
+UNDELIVERABLE: Final = "UndeliverableNotification"  # the workflow does not retry it
+
+SMTP_TIMEOUT: Final = 10.0  # seconds per SMTP command; the activity has 30 s in all
+WEBHOOK_TIMEOUT: Final = 10.0
+TIMESTAMP_HEADER: Final = "X-Repairflow-Timestamp"
+SIGNATURE_HEADER: Final = "X-Repairflow-Signature"
+# Headers ASCII, bodies base64 or quoted-printable: fit for any mail server, CRLF line ends.
+MAIL_POLICY: Final = SMTP.clone(cte_type="7bit")
 
 
 class Wording(NamedTuple):
@@ -313,11 +391,19 @@ def render(template: Template, locale: Locale, params: Mapping[str, str]) -> Ren
 
 class Route(NamedTuple):
     channel: ChannelName
-    destination: str | None  # None: nowhere to send it
+    destination: str | None  # None: nowhere to send it (the webhook needs no address)
 
 
-def route(input: NotificationInput) -> Route:
-    """Customers by SMS, by email if only that is known; technicians and staff internally."""
+def route(input: NotificationInput, routes: Mapping[str, ChannelName] | None = None) -> Route:
+    """The configured channel for the template, else for the recipient, if it reaches them;
+    otherwise customers by SMS, by email if only that is known; technicians and staff
+    internally."""
+    routes = routes or {}
+    chosen = routes.get(input.template.value) or routes.get(input.recipient.value)
+    if chosen is not None:
+        destination = _address(input, chosen)
+        if destination is not None or chosen == "webhook":
+            return Route(chosen, destination)
     match input.recipient:
         case Recipient.CUSTOMER if input.to.phone:
             return Route("sms", input.to.phone)
@@ -325,10 +411,22 @@ def route(input: NotificationInput) -> Route:
             return Route("email", input.to.email)
         case Recipient.CUSTOMER:
             return Route("sms", None)
-        case Recipient.TECHNICIAN:
-            return Route("internal", input.to.technician_id)
         case _:
-            return Route("internal", input.recipient.value)
+            return Route("internal", _address(input, "internal"))
+
+
+def _address(input: NotificationInput, channel: ChannelName) -> str | None:
+    match channel:
+        case "sms":
+            return input.to.phone or None
+        case "email":
+            return input.to.email or None
+        case "internal" if input.recipient is Recipient.TECHNICIAN:
+            return input.to.technician_id or None
+        case "internal":
+            return input.recipient.value
+        case "webhook":
+            return None
 
 
 @dataclass(frozen=True)
@@ -341,48 +439,268 @@ class Message:
     recipient: Recipient
     locale: Locale
     channel: ChannelName
-    destination: str  # personal data: never log it
+    destination: str | None  # personal data: never log it; None for the webhook
     subject: str
     body: str  # may quote someone's own words: never log it
+    sent_at: datetime  # when the key was claimed: the same on every attempt
+
+
+class NotDelivered(Exception):
+    """The provider certainly has not taken the message; sending it again later is safe.
+
+    The reason is logged and kept in the history: it must not name the recipient.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Refused(Exception):
+    """The provider will never take this message (a rejected address): not retried.
+
+    The reason is kept on the row and the order's timeline: it must not name the recipient.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class Channel(Protocol):
+    @property
+    def deduplicates(self) -> bool:
+        """True if the receiver acts on a key once, so a delivery whose outcome is unknown may
+        be made again; False if a second delivery would reach the person twice."""
+        ...
+
     async def deliver(self, message: Message) -> None:
-        """Hand the message over; raising leaves no record, so the activity's retry sends it."""
+        """Hand the message over and return once the provider has it. Raise `NotDelivered` if
+        it certainly has not, `Refused` if it never will; anything else means "unknown"."""
+        ...
 
 
 class OutboxChannel:
     """Sends nothing itself: the row the activity writes to `notifications` is the outbox."""
 
+    deduplicates: ClassVar[bool] = True  # the row is the message, and the key is unique
+
     async def deliver(self, message: Message) -> None:
         return None
 
 
+def message_id(key: str, sender: str) -> str:
+    """The same Message-ID for every attempt at one key, so duplicates are recognisable."""
+    digest = hashlib.sha256(key.encode()).hexdigest()[:32]
+    domain = parseaddr(sender)[1].rpartition("@")[2] or "repairflow"
+    return f"<{digest}@{domain}>"
+
+
+@dataclass(frozen=True)
+class SmtpChannel:
+    """Email over SMTP (stdlib `smtplib`, run in a thread), optionally STARTTLS and login."""
+
+    host: str
+    port: int = 25
+    sender: str = "repairflow@localhost"
+    username: str | None = None
+    password: SecretStr | None = None
+    starttls: bool = False
+    timeout: float = SMTP_TIMEOUT
+
+    deduplicates: ClassVar[bool] = False  # a second copy lands in the inbox
+
+    def compose(self, message: Message) -> EmailMessage:
+        if message.destination is None:
+            raise Refused("no email address")
+        if not message.destination.isascii():
+            raise Refused("not an ASCII email address (SMTPUTF8 is not supported)")
+        email = EmailMessage(policy=MAIL_POLICY)
+        try:
+            email["To"] = message.destination
+        except ValueError:  # a line break in the address: header injection, not an address
+            raise Refused("not a valid email address") from None
+        email["From"] = self.sender
+        email["Subject"] = message.subject
+        email["Date"] = format_datetime(message.sent_at)
+        email["Message-ID"] = message_id(message.key, self.sender)
+        email.set_content(message.body)
+        return email
+
+    async def deliver(self, message: Message) -> None:
+        email = self.compose(message)
+        assert message.destination is not None  # compose refused it otherwise
+        await asyncio.to_thread(self._send, email, message.destination)
+
+    def _send(self, email: EmailMessage, to: str) -> None:
+        smtp = smtplib.SMTP(timeout=self.timeout)
+        try:
+            self._hand_over(smtp, email, to)
+            # The server has taken the message: a rude goodbye changes nothing.
+            with contextlib.suppress(smtplib.SMTPException, OSError):
+                smtp.quit()
+        finally:
+            smtp.close()
+
+    def _hand_over(self, smtp: smtplib.SMTP, email: EmailMessage, to: str) -> None:
+        try:
+            smtp.connect(self.host, self.port)
+            smtp.ehlo()
+            if self.starttls:
+                smtp.starttls(context=ssl.create_default_context())
+                smtp.ehlo()
+            if self.username is not None and self.password is not None:
+                smtp.login(self.username, self.password.get_secret_value())
+            code, _ = smtp.mail(parseaddr(self.sender)[1])
+            if code != 250:
+                raise NotDelivered(f"the mail server refused the sender ({code})")
+            code, _ = smtp.rcpt(to)
+        except (smtplib.SMTPException, OSError) as error:
+            reason = f"the mail server refused us or was unreachable ({_what(error)})"
+            raise NotDelivered(reason) from None
+        if code >= 500:
+            raise Refused(f"the mail server refused the recipient ({code})")
+        if code not in (250, 251):
+            raise NotDelivered(f"the mail server deferred the recipient ({code})")
+        # From here the server may have the message: only its explicit answer settles it.
+        try:
+            smtp.data(email.as_bytes())
+        except smtplib.SMTPDataError as error:
+            if error.smtp_code >= 500:
+                raise Refused(f"the mail server refused the message ({error.smtp_code})") from None
+            raise NotDelivered(
+                f"the mail server deferred the message ({error.smtp_code})"
+            ) from None
+        # Anything else here (connection lost, timeout) propagates: the outcome is unknown.
+
+
+@dataclass(frozen=True)
+class WebhookChannel:
+    """POSTs each message as signed JSON to one URL (an ERP); see the module docstring."""
+
+    url: str
+    secret: SecretStr
+    timeout: float = WEBHOOK_TIMEOUT
+
+    deduplicates: ClassVar[bool] = True  # the receiver acts on an Idempotency-Key once
+
+    async def deliver(self, message: Message) -> None:
+        body = webhook_body(message)
+        timestamp = str(int(time.time()))
+        signature = hmac.new(
+            self.secret.get_secret_value().encode(),
+            timestamp.encode() + b"." + body,
+            hashlib.sha256,
+        ).hexdigest()
+        headers = {
+            "Content-Type": "application/json",
+            "Idempotency-Key": message.key,
+            TIMESTAMP_HEADER: timestamp,
+            SIGNATURE_HEADER: f"sha256={signature}",
+        }
+        try:
+            async with httpx.AsyncClient(timeout=self.timeout) as client:
+                response = await client.post(self.url, content=body, headers=headers)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as error:
+            raise NotDelivered(f"the webhook was unreachable ({_what(error)})") from None
+        status = response.status_code
+        if 200 <= status < 300:
+            return
+        if 400 <= status < 500 and status not in (408, 429):
+            raise Refused(f"the webhook refused the message (HTTP {status})")
+        # 5xx, 408, 429; a redirect or other surprise is a setup fault, retried until fixed.
+        raise NotDelivered(f"the webhook answered HTTP {status}")
+
+
+def webhook_body(message: Message) -> bytes:
+    """The JSON the webhook posts: identical on every attempt at one key."""
+    payload = {
+        "key": message.key,
+        "order_id": message.order_id,
+        "template": message.template.value,
+        "recipient": message.recipient.value,
+        "locale": message.locale,
+        "subject": message.subject,
+        "body": message.body,
+        "sent_at": message.sent_at.isoformat(),
+    }
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _what(error: BaseException) -> str:
+    """An error's kind, without its text (which may quote an address)."""
+    if isinstance(error, smtplib.SMTPResponseException):
+        return f"{type(error).__name__} {error.smtp_code}"
+    return type(error).__name__
+
+
+def channels_from_settings(settings: Settings) -> dict[ChannelName, Channel]:
+    """Every channel as configured: SMTP and the webhook when set up, the outbox otherwise."""
+    outbox = OutboxChannel()
+    channels: dict[ChannelName, Channel] = {name: outbox for name in CHANNEL_NAMES}
+    if settings.smtp_host is not None:
+        channels["email"] = SmtpChannel(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            sender=settings.smtp_from,
+            username=settings.smtp_username,
+            password=settings.smtp_password,
+            starttls=settings.smtp_starttls,
+        )
+    # SMS: REPAIRFLOW_SMS_PROVIDER has one value so far, "outbox".
+    if settings.webhook_url is not None and settings.webhook_secret is not None:
+        channels["webhook"] = WebhookChannel(str(settings.webhook_url), settings.webhook_secret)
+    return channels
+
+
 class NotificationActivities:
     def __init__(
-        self, engine: AsyncEngine, channels: Mapping[ChannelName, Channel] | None = None
+        self,
+        engine: AsyncEngine,
+        channels: Mapping[ChannelName, Channel] | None = None,
+        routes: Mapping[str, ChannelName] | None = None,
     ) -> None:
-        """`channels` replaces the outbox for the names it lists (a provider per channel)."""
+        """`channels` replaces the outbox for the names it lists (a provider per channel);
+        `routes` is REPAIRFLOW_NOTIFICATION_CHANNELS (see `route`)."""
         self.engine = engine
         outbox = OutboxChannel()
         self.channels: dict[ChannelName, Channel] = {name: outbox for name in CHANNEL_NAMES}
         self.channels.update(channels or {})
+        self.routes: dict[str, ChannelName] = dict(routes or {})
+
+    @classmethod
+    def from_settings(cls, engine: AsyncEngine, settings: Settings) -> "NotificationActivities":
+        """As the worker runs them: the configured channels and routes."""
+        return cls(engine, channels_from_settings(settings), settings.notification_channels)
 
     @activity.defn(name="send_notification")
     async def send_notification(self, input: NotificationInput) -> None:
-        """Render the message, deliver it and record it, once per key."""
-        recorded = await self._recorded_status(input.key)
-        if recorded == FAILED:
-            raise undeliverable(input)
-        if recorded is not None:
+        """Render the message, claim its key, deliver it and confirm it: once per key."""
+        text = render(input.template, input.locale, input.params | {"order_id": input.order_id})
+        row = await self._recorded(input.key)
+        if row is None:
+            row = await self._claim(input, text)
+        elif row.status == SENT:
             activity.logger.info("notification already sent", extra={"key": input.key})
             return
-        channel, destination = route(input)
-        text = render(input.template, input.locale, input.params | {"order_id": input.order_id})
-        if destination is None:
-            error = f"no contact for the {input.recipient}"
-            await self._record(input, channel, None, text, FAILED, error)
-            raise undeliverable(input)
+        elif row.status == PENDING:
+            await self._reclaim(input)
+        elif row.status != SENDING:
+            raise undeliverable(input, row.error or row.status)
+        elif DELIVERED in activity.info().heartbeat_details:
+            # The attempt that delivered it was lost before recording so; Temporal kept its word.
+            await self._confirm(input, row, text)
+            return
+        elif not self.channels[CHANNELS_BY_NAME[row.channel]].deduplicates:
+            await self._settle(input.key, UNCONFIRMED, CUT_OFF)
+            activity.logger.warning("notification unconfirmed", extra=self._about(input, row))
+            raise undeliverable(input, CUT_OFF)
+        await self._deliver(input, row, text)
+
+    async def _deliver(
+        self, input: NotificationInput, row: NotificationRow, text: Rendered
+    ) -> None:
+        channel = CHANNELS_BY_NAME[row.channel]
         message = Message(
             key=input.key,
             order_id=input.order_id,
@@ -390,63 +708,128 @@ class NotificationActivities:
             recipient=input.recipient,
             locale=input.locale,
             channel=channel,
+            destination=row.destination,
+            subject=row.subject,
+            body=row.body,
+            sent_at=row.created_at,
+        )
+        try:
+            await self.channels[channel].deliver(message)
+        except Refused as refused:
+            await self._settle(input.key, FAILED, refused.reason)
+            log = self._about(input, row) | {"reason": refused.reason}
+            activity.logger.warning("notification refused", extra=log)
+            raise undeliverable(input, refused.reason) from None
+        except NotDelivered as failure:
+            await self._settle(input.key, PENDING, failure.reason)
+            log = self._about(input, row) | {"reason": failure.reason}
+            activity.logger.warning("notification not delivered", extra=log)
+            raise ApplicationError(
+                f"notification {input.key} ({input.template}) is not delivered yet:"
+                f" {failure.reason}",
+                type="NotificationNotDelivered",
+            ) from None
+        except Exception as error:
+            # Left "sending": the retry decides by the channel's `deduplicates`.
+            log = self._about(input, row) | {"error": _what(error)}
+            activity.logger.warning("notification outcome unknown", extra=log)
+            raise ApplicationError(
+                f"notification {input.key} ({input.template}): delivery was cut off"
+                f" ({_what(error)}); the outcome is unknown",
+                type="NotificationOutcomeUnknown",
+            ) from None
+        # Told to Temporal first: should recording it fail, the next attempt learns it from here.
+        activity.heartbeat(DELIVERED)
+        await self._confirm(input, row, text)
+
+    async def _confirm(
+        self, input: NotificationInput, row: NotificationRow, text: Rendered
+    ) -> None:
+        await self._settle(input.key, SENT)
+        log = self._about(input, row) | {"missing_params": list(text.missing)}
+        activity.logger.info("notification sent", extra=log)
+
+    def _about(self, input: NotificationInput, row: NotificationRow) -> dict[str, Any]:
+        """What a log line may say about a message: which one and how, never to whom."""
+        return {
+            "key": input.key,
+            "order_id": input.order_id,
+            "template": input.template.value,
+            "recipient": input.recipient.value,
+            "channel": row.channel,
+        }
+
+    async def _recorded(self, key: str) -> NotificationRow | None:
+        async with AsyncSession(self.engine) as session:
+            return await session.scalar(
+                select(NotificationRow).where(col(NotificationRow.key) == key)
+            )
+
+    async def _claim(self, input: NotificationInput, text: Rendered) -> NotificationRow:
+        """Insert the row as "sending", or as "failed" if there is nowhere to send it."""
+        channel, destination = route(input, self.routes)
+        unreachable = destination is None and channel != "webhook"
+        row = NotificationRow(
+            key=input.key,
+            order_id=input.order_id,
+            template=input.template.value,
+            recipient=input.recipient.value,
+            channel=channel,
+            locale=input.locale,
             destination=destination,
             subject=text.subject,
             body=text.body,
+            status=FAILED if unreachable else SENDING,
+            error=f"no contact for the {input.recipient}" if unreachable else None,
+            created_at=datetime.now(UTC),
         )
-        await self.channels[channel].deliver(message)
-        await self._record(input, channel, destination, text, SENT)
-        activity.logger.info(
-            "notification sent",
-            extra={
-                "key": input.key,
-                "order_id": input.order_id,
-                "template": input.template.value,
-                "recipient": input.recipient.value,
-                "channel": channel,
-                "missing_params": list(text.missing),
-            },
-        )
+        try:
+            async with (
+                AsyncSession(self.engine, expire_on_commit=False) as session,
+                session.begin(),
+            ):
+                session.add(row)
+        except IntegrityError:
+            raise busy(input) from None
+        if unreachable:
+            raise undeliverable(input, row.error or "")
+        return row
 
-    async def _recorded_status(self, key: str) -> str | None:
-        async with AsyncSession(self.engine) as session:
-            return await session.scalar(
-                select(NotificationRow.status).where(NotificationRow.key == key)
-            )
+    async def _reclaim(self, input: NotificationInput) -> None:
+        """Take a pending key back to "sending", unless another attempt just did."""
+        if not await self._settle(input.key, SENDING):
+            raise busy(input)
 
-    async def _record(
-        self,
-        input: NotificationInput,
-        channel: ChannelName,
-        destination: str | None,
-        text: Rendered,
-        status: str,
-        error: str | None = None,
-    ) -> None:
-        """Insert the row; a concurrent attempt with the same key fails on the unique key."""
+    async def _settle(self, key: str, status: str, error: str | None = None) -> bool:
+        """Move the key to `status` from the one state that may lead there; a late "sent"
+        also overrides "unconfirmed". False if the key was not in such a state."""
+        before = {SENDING: [PENDING], SENT: [SENDING, UNCONFIRMED]}.get(status, [SENDING])
         async with AsyncSession(self.engine) as session, session.begin():
-            session.add(
-                NotificationRow(
-                    key=input.key,
-                    order_id=input.order_id,
-                    template=input.template.value,
-                    recipient=input.recipient.value,
-                    channel=channel,
-                    locale=input.locale,
-                    destination=destination,
-                    subject=text.subject,
-                    body=text.body,
-                    status=status,
-                    error=error,
-                    created_at=datetime.now(UTC),
-                )
+            moved = await session.execute(
+                update(NotificationRow)
+                .where(col(NotificationRow.key) == key, col(NotificationRow.status).in_(before))
+                .values(status=status, error=error)
+                .returning(col(NotificationRow.key))
             )
+            return moved.first() is not None
 
 
-def undeliverable(input: NotificationInput) -> ApplicationError:
-    """Names the message, never its recipient: the error is logged and kept in the history."""
+CHANNELS_BY_NAME: Final[Mapping[str, ChannelName]] = {name: name for name in CHANNEL_NAMES}
+
+
+def undeliverable(input: NotificationInput, reason: str) -> ApplicationError:
+    """Names the message, never its recipient: the error is logged and kept in the history,
+    and the workflow writes it on the order's timeline."""
     return ApplicationError(
-        f"notification {input.key} ({input.template}) has no contact for the {input.recipient}",
-        type="UndeliverableNotification",
+        f"notification {input.key} ({input.template}): {reason}",
+        type=UNDELIVERABLE,
         non_retryable=True,
+    )
+
+
+def busy(input: NotificationInput) -> ApplicationError:
+    """Another attempt holds the key (the unique key refused ours); the retry sees its end."""
+    return ApplicationError(
+        f"notification {input.key} ({input.template}) is being sent by another attempt",
+        type="NotificationBusy",
     )

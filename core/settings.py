@@ -1,12 +1,31 @@
 """Settings shared by the API, the worker and the tools, read from REPAIRFLOW_* variables."""
 
+from email.utils import parseaddr
 from functools import cached_property
 from pathlib import Path
+from typing import Any, Final, Literal, get_args
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import (
+    Field,
+    HttpUrl,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
+from models.notification import Recipient, Template
 from models.policy import Policy, PolicyError, load_policy
+
+# How a notification travels; activities/notifications.py has a channel for each.
+ChannelName = Literal["sms", "email", "webhook", "internal"]
+CHANNEL_NAMES: Final[tuple[ChannelName, ...]] = get_args(ChannelName)
+# What REPAIRFLOW_NOTIFICATION_CHANNELS may route: a template, or everything one recipient gets.
+MESSAGE_TYPES: Final[tuple[str, ...]] = (
+    *(t.value for t in Template),
+    *(r.value for r in Recipient),
+)
 
 
 class Settings(BaseSettings):
@@ -25,6 +44,22 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
     customer_token_days: int = Field(default=400, ge=1)
+    # How often the worker archives the histories of closed workflows into the records store.
+    archive_interval_seconds: float = Field(default=60, gt=0)
+    # Notification channels. Without an SMTP host, email goes to the outbox table like SMS.
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    smtp_from: str = "repairflow@localhost"
+    webhook_url: HttpUrl | None = None
+    webhook_secret: SecretStr | None = None
+    sms_provider: Literal["outbox"] = "outbox"
+    # {"escalation": "webhook", "customer": "email"}: a template's own entry wins over its
+    # recipient's; anything not listed keeps the default route (customers by SMS, else email;
+    # technicians and staff internally).
+    notification_channels: dict[str, ChannelName] = Field(default_factory=dict)
 
     @field_validator("auth_secret")
     @classmethod
@@ -34,10 +69,60 @@ class Settings(BaseSettings):
             raise ValueError("must be at least 32 characters (HS256 needs 256 bits)")
         return secret
 
+    @field_validator("webhook_secret")
+    @classmethod
+    def webhook_secret_is_strong_enough(cls, secret: SecretStr | None) -> SecretStr | None:
+        # The integrator trusts whatever carries a valid signature: no guessable secrets.
+        if secret is not None and len(secret.get_secret_value()) < 32:
+            raise ValueError("must be at least 32 characters (HMAC-SHA256 wants 256 bits)")
+        return secret
+
+    @field_validator("smtp_from")
+    @classmethod
+    def smtp_from_is_an_address(cls, sender: str) -> str:
+        _, address = parseaddr(sender)
+        if "@" not in address or "\n" in sender or "\r" in sender:
+            raise ValueError("must be an email address, e.g. repairflow@example.com")
+        return sender
+
+    @field_validator("notification_channels", mode="before")
+    @classmethod
+    def notification_channels_are_known(cls, routes: Any) -> Any:
+        # Named here, with the valid names, rather than as a long union error from pydantic.
+        if isinstance(routes, dict):
+            for name, channel in routes.items():
+                if name not in MESSAGE_TYPES:
+                    raise ValueError(
+                        f"unknown message type {name!r}; use a template "
+                        f"({', '.join(t.value for t in Template)}) or a recipient "
+                        f"({', '.join(r.value for r in Recipient)})"
+                    )
+                if channel not in CHANNEL_NAMES:
+                    raise ValueError(
+                        f"unknown channel {channel!r} for {name!r}; use one of "
+                        f"{', '.join(CHANNEL_NAMES)}"
+                    )
+        return routes
+
     @model_validator(mode="after")
     def tls_pair_is_complete(self) -> "Settings":
         if (self.temporal_tls_cert is None) != (self.temporal_tls_key is None):
             raise ValueError("REPAIRFLOW_TEMPORAL_TLS_CERT and _KEY must be set together")
+        return self
+
+    @model_validator(mode="after")
+    def notification_channels_are_configured(self) -> "Settings":
+        if self.webhook_url is not None and self.webhook_secret is None:
+            raise ValueError("REPAIRFLOW_WEBHOOK_URL needs REPAIRFLOW_WEBHOOK_SECRET to sign with")
+        if (self.smtp_username is None) != (self.smtp_password is None):
+            raise ValueError("REPAIRFLOW_SMTP_USERNAME and _PASSWORD must be set together")
+        if self.webhook_url is None:
+            routed = sorted(k for k, v in self.notification_channels.items() if v == "webhook")
+            if routed:
+                raise ValueError(
+                    f"REPAIRFLOW_NOTIFICATION_CHANNELS sends {', '.join(routed)} to the webhook,"
+                    " but REPAIRFLOW_WEBHOOK_URL is not set"
+                )
         return self
 
     @cached_property
@@ -58,6 +143,9 @@ def load_settings() -> Settings:
             for e in error.errors()
         )
         raise SystemExit(f"repairflow cannot start: {problems}") from None
+    except SettingsError as error:
+        # A variable that is not valid JSON where JSON is expected; names it, not its value.
+        raise SystemExit(f"repairflow cannot start: {error}") from None
     except PolicyError as error:
         raise SystemExit(f"repairflow cannot start: {error}") from None
     return settings

@@ -16,8 +16,11 @@ from activities.notifications import (
     MISSING,
     Locale,
     Message,
+    NotDelivered,
     NotificationActivities,
+    Route,
     render,
+    route,
 )
 from core.db import create_engine, prepare_schema
 from models.notification import Contact, NotificationInput, Recipient, Template
@@ -79,16 +82,22 @@ def sent_lines(output: io.StringIO) -> list[dict[str, Any]]:
 
 @dataclass
 class RecordingChannel:
-    """A provider that takes every message, and can be told to fail the first few."""
+    """A provider that takes every message. It can be told to turn the first few away, or to
+    take the first few and then lose the connection before confirming (outcome unknown)."""
 
     failures: int = 0
+    cut_offs: int = 0
+    deduplicates: bool = False
     delivered: list[Message] = field(default_factory=list)
 
     async def deliver(self, message: Message) -> None:
         if self.failures:
             self.failures -= 1
-            raise ConnectionError("provider unavailable")
+            raise NotDelivered("provider unavailable")
         self.delivered.append(message)
+        if self.cut_offs:
+            self.cut_offs -= 1
+            raise ConnectionResetError("connection reset by peer")
 
 
 class TestRender:
@@ -233,15 +242,65 @@ class TestSendNotification:
         assert (message.subject, message.body) == (row.subject, row.body)
 
     async def test_failed_delivery_is_sent_again_on_retry(self, engine: AsyncEngine) -> None:
-        """A provider outage leaves no record, so the retried activity still sends the message."""
+        """A provider outage leaves the message pending, and the retried activity sends it."""
         sms = RecordingChannel(failures=1)
         activities = NotificationActivities(engine, {"sms": sms})
-        with pytest.raises(ConnectionError):
+        with pytest.raises(ApplicationError) as failed:
             await send(activities, create_notification_input())
-        assert await notification_rows(engine) == []
+        assert (failed.value.type, failed.value.non_retryable) == (
+            "NotificationNotDelivered",
+            False,
+        )
+        assert [(row.status, row.error) for row in await notification_rows(engine)] == [
+            ("pending", "provider unavailable")
+        ]
         await send(activities, create_notification_input())
         assert len(sms.delivered) == 1
-        assert [row.status for row in await notification_rows(engine)] == ["sent"]
+        assert [(row.status, row.error) for row in await notification_rows(engine)] == [
+            ("sent", None)
+        ]
+
+    async def test_delivery_cut_off_is_not_repeated_to_a_person(self, engine: AsyncEngine) -> None:
+        """A provider that may have taken the message when the line dropped is not asked again:
+        the message is marked unconfirmed, and the order is told it may not have arrived."""
+        sms = RecordingChannel(cut_offs=1)
+        activities = NotificationActivities(engine, {"sms": sms})
+        input = create_notification_input()
+        with pytest.raises(ApplicationError) as failed:
+            await send(activities, input)
+        assert (failed.value.type, failed.value.non_retryable) == (
+            "NotificationOutcomeUnknown",
+            False,
+        )
+        assert [row.status for row in await notification_rows(engine)] == ["sending"]
+        for _ in range(2):  # the retry, and the same key again later
+            with pytest.raises(ApplicationError) as failed:
+                await send(activities, input)
+            assert (failed.value.type, failed.value.non_retryable) == (
+                "UndeliverableNotification",
+                True,
+            )
+            assert "may not have arrived" in failed.value.message
+        assert len(sms.delivered) == 1
+        (row,) = await notification_rows(engine)
+        assert row.status == "unconfirmed"
+
+    async def test_delivery_cut_off_is_repeated_to_a_deduplicating_receiver(
+        self, engine: AsyncEngine
+    ) -> None:
+        """A receiver that acts on a key once gets the same message again, key and time alike."""
+        webhook = RecordingChannel(cut_offs=1, deduplicates=True)
+        activities = NotificationActivities(engine, {"webhook": webhook}, {"customer": "webhook"})
+        input = create_notification_input()
+        with pytest.raises(ApplicationError):
+            await send(activities, input)
+        await send(activities, input)
+        first, second = webhook.delivered
+        assert first == second
+        assert first.key == input.key
+        assert [(row.status, row.channel) for row in await notification_rows(engine)] == [
+            ("sent", "webhook")
+        ]
 
     async def test_customer_without_phone_or_email_fails_for_good(
         self, engine: AsyncEngine
@@ -259,6 +318,29 @@ class TestSendNotification:
         (row,) = await notification_rows(engine)
         assert (row.status, row.destination) == ("failed", None)
         assert row.error == "no contact for the customer"
+
+
+class TestRoute:
+    def test_template_choice_beats_recipient_choice(self) -> None:
+        """An operator can send one message type another way than the rest of its recipient's."""
+        routes: dict[str, Any] = {"customer": "email", "work_done": "webhook"}
+        work_done = create_notification_input(template=Template.WORK_DONE)
+        booking = create_notification_input()
+        assert route(work_done, routes) == Route("webhook", None)
+        assert route(booking, routes) == Route("email", EMAIL)
+
+    def test_chosen_channel_that_cannot_reach_falls_back(self) -> None:
+        """Email chosen for customers still reaches one who only gave a phone, by SMS."""
+        input = create_notification_input(to=Contact(phone=PHONE))
+        assert route(input, {"customer": "email"}) == Route("sms", PHONE)
+
+    def test_staff_chosen_sms_uses_the_phone_given(self) -> None:
+        """Technicians can be texted when configured so and their phone is passed."""
+        input = create_notification_input(
+            recipient=Recipient.TECHNICIAN, to=Contact(phone=PHONE, technician_id="T-0042")
+        )
+        assert route(input) == Route("internal", "T-0042")
+        assert route(input, {"technician": "sms"}) == Route("sms", PHONE)
 
 
 class TestCategoryNames:
