@@ -7,7 +7,7 @@ import structlog
 from fastapi import FastAPI, Request, Response
 
 from api.errors import install_error_handlers
-from api.routes import complaints, health, orders, technicians
+from api.routes import audit, complaints, health, orders, technicians
 from core.db import create_engine, prepare_schema
 from core.settings import Settings
 from core.temporal import connect
@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(orders.router)
     app.include_router(technicians.router)
     app.include_router(complaints.router)
+    app.include_router(audit.router)
 
     @app.middleware("http")
     async def request_context(
