@@ -13,11 +13,10 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -45,7 +44,6 @@ with workflow.unsafe.imports_passed_through():
         WebhookChannel,
         channels_from_settings,
     )
-    from core.db import create_engine, prepare_schema
     from core.settings import ChannelName, Settings, load_settings
     from models.notification import Contact, NotificationInput, Recipient, Template
     from models.records import NotificationRow
@@ -88,11 +86,9 @@ def free_port() -> int:
 
 
 @pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(f"sqlite:///{tmp_path / 'records.db'}")
-    await prepare_schema(engine)
-    yield engine
-    await engine.dispose()
+def engine(records_store: AsyncEngine) -> AsyncEngine:
+    """A fresh records store on SQLite and on PostgreSQL."""
+    return records_store
 
 
 async def send(activities: NotificationActivities, input: NotificationInput) -> None:

@@ -1,9 +1,7 @@
 import io
 import json
 import re
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,7 +20,6 @@ from activities.notifications import (
     render,
     route,
 )
-from core.db import create_engine, prepare_schema
 from models.notification import Contact, NotificationInput, Recipient, Template
 from models.records import NotificationRow
 
@@ -57,11 +54,9 @@ def create_notification_input(**overrides: Any) -> NotificationInput:
 
 
 @pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(f"sqlite:///{tmp_path / 'records.db'}")
-    await prepare_schema(engine)
-    yield engine
-    await engine.dispose()
+def engine(records_store: AsyncEngine) -> AsyncEngine:
+    """A fresh records store on SQLite and on PostgreSQL."""
+    return records_store
 
 
 async def send(activities: NotificationActivities, input: NotificationInput) -> None:

@@ -2,7 +2,6 @@
 timeline told from them, and the records store checked against them. No engine needed."""
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,6 @@ from core.audit import (
     read_export,
     replay,
 )
-from core.db import create_engine, prepare_schema
 from core.temporal import DATA_CONVERTER
 from models.order import RecordInput
 from models.records import EventRow, HistoryArchiveRow
@@ -209,11 +207,9 @@ class TestTimeline:
 
 
 @pytest.fixture
-async def records(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(f"sqlite:///{tmp_path / 'records.db'}")
-    await prepare_schema(engine)
-    yield engine
-    await engine.dispose()
+def records(records_store: AsyncEngine) -> AsyncEngine:
+    """A fresh records store on SQLite and on PostgreSQL."""
+    return records_store
 
 
 async def record_as_the_worker_did(engine: AsyncEngine, *names: str) -> None:
