@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
-from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
+from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 # Only NotifyWorkflow runs in the workflow sandbox; everything else is the tests' machinery.
@@ -33,8 +33,7 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import SecretStr, ValidationError
     from sqlalchemy import event
     from sqlalchemy.engine import Connection
-    from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
-    from sqlmodel import col, select
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
     from activities.notifications import (
         Channel,
@@ -46,7 +45,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from core.settings import ChannelName, Settings, load_settings
     from models.notification import Contact, NotificationInput, Recipient, Template
-    from models.records import NotificationRow
+    from tests.activities.test_notifications import notification_rows, send
     from workflows.repair_order import ACTIVITY_TIMEOUT, EFFECT_RETRY
 
 EMAIL = "li.wei@example.com"
@@ -83,23 +82,6 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
-
-
-@pytest.fixture
-def engine(records_store: AsyncEngine) -> AsyncEngine:
-    """A fresh records store on SQLite and on PostgreSQL."""
-    return records_store
-
-
-async def send(activities: NotificationActivities, input: NotificationInput) -> None:
-    await ActivityEnvironment().run(activities.send_notification, input)
-
-
-async def notification_rows(engine: AsyncEngine) -> list[NotificationRow]:
-    async with AsyncSession(engine) as session:
-        return list(
-            await session.scalars(select(NotificationRow).order_by(col(NotificationRow.id)))
-        )
 
 
 @workflow.defn

@@ -53,12 +53,6 @@ def create_notification_input(**overrides: Any) -> NotificationInput:
     return NotificationInput(**(fields | overrides))
 
 
-@pytest.fixture
-def engine(records_store: AsyncEngine) -> AsyncEngine:
-    """A fresh records store on SQLite and on PostgreSQL."""
-    return records_store
-
-
 async def send(activities: NotificationActivities, input: NotificationInput) -> None:
     await ActivityEnvironment().run(activities.send_notification, input)
 
