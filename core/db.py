@@ -49,9 +49,10 @@ def create_engine(url: str) -> AsyncEngine:
 
 def _sqlite_pragmas(dbapi_connection: object, _: ConnectionPoolEntry) -> None:
     # WAL lets the API read while the worker writes; busy_timeout waits out the other writer.
+    # busy_timeout first: switching a new database to WAL waits for a writer holding it too.
     cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
-    cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 
