@@ -2,7 +2,7 @@
 
 import base64
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -11,7 +11,11 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from api.main import create_app
+from core.db import create_engine
+from core.settings import Settings
 from models.records import OrderRow
+from tests.api.conftest import serve
 
 Auth = Callable[..., dict[str, str]]
 BOOKED_AT = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
@@ -82,12 +86,27 @@ async def page_through(
         assert pages < 100, "the listing never ends"
 
 
+@pytest.fixture
+async def listing(
+    settings: Settings, records_url: str
+) -> AsyncIterator[tuple[httpx.AsyncClient, AsyncEngine]]:
+    """The API on a fresh records store of each engine, SQLite and PostgreSQL, and that store."""
+    app = create_app(settings.model_copy(update={"database_url": records_url}))
+    engine = create_engine(records_url)
+    try:
+        async for http in serve(app):  # its start-up migrates the store
+            yield http, engine
+    finally:
+        await engine.dispose()
+
+
 class TestPaging:
     async def test_250_orders_page_without_gap_or_repeat(
-        self, api: httpx.AsyncClient, auth: Auth, records_engine: AsyncEngine
+        self, listing: tuple[httpx.AsyncClient, AsyncEngine], auth: Auth
     ) -> None:
         """250 on-site orders of one technician come back once each, oldest first, whatever
-        else is in the store, though many share a booking time."""
+        else is in the store, though many share a booking time (on SQLite and PostgreSQL)."""
+        api, records_engine = listing
         technician, other = unique("T-LIST"), unique("T-OTHER")
         mine = [
             create_order_row(
@@ -120,9 +139,10 @@ class TestPaging:
         assert all(item["technician_id"] == technician for item in items)
 
     async def test_orders_added_while_paging_shift_nothing(
-        self, api: httpx.AsyncClient, auth: Auth, records_engine: AsyncEngine
+        self, listing: tuple[httpx.AsyncClient, AsyncEngine], auth: Auth
     ) -> None:
         """An order booked between two pages neither pushes one out nor shows one twice."""
+        api, records_engine = listing
         region = unique("paging")
         rows = [
             create_order_row(
