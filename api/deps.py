@@ -98,13 +98,21 @@ def may(action: str) -> Callable[[Actor], Actor]:
     return role(*sorted(ACTION_ROLES[action]))
 
 
-def order_handle(
-    order_id: str, caller: CallerDep, temporal: TemporalDep
-) -> WorkflowHandle[object, object]:
-    """The order's workflow, once the caller is known to be allowed near it."""
+def order_id_in_path(order_id: str) -> str:
+    """The path's order number, if it is one (else 404), bound to every log line after."""
     if not ORDER_ID_PATTERN.match(order_id):
         raise NotFound("no such order")
     structlog.contextvars.bind_contextvars(order_id=order_id)
+    return order_id
+
+
+OrderId = Annotated[str, Depends(order_id_in_path)]
+
+
+def order_handle(
+    order_id: OrderId, caller: CallerDep, temporal: TemporalDep
+) -> WorkflowHandle[object, object]:
+    """The order's workflow, once the caller is known to be allowed near it."""
     if caller.role == Role.CUSTOMER and not owns_order(caller, order_id):
         raise Forbidden("this token belongs to another order")
     return temporal.get_workflow_handle(order_workflow_id(order_id))

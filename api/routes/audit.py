@@ -3,12 +3,11 @@
 from collections.abc import Sequence
 from typing import Annotated
 
-import structlog
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from api.deps import SessionDep, TemporalDep, role
+from api.deps import OrderId, SessionDep, TemporalDep, role
 from api.errors import NotFound, engine_errors, problems
 from core.audit import (
     AuditEntry,
@@ -21,7 +20,7 @@ from core.audit import (
     fetch_order_history,
     replay,
 )
-from models.order import ORDER_ID_PATTERN, Actor, Role
+from models.order import Actor, Role
 from worker import WORKFLOWS
 
 router = APIRouter(prefix="/v1/orders", tags=["audit"])
@@ -35,12 +34,9 @@ def replay_workflows() -> Sequence[type]:
 
 
 async def order_history(
-    order_id: str, caller: Auditor, temporal: TemporalDep, session: SessionDep
+    order_id: OrderId, caller: Auditor, temporal: TemporalDep, session: SessionDep
 ) -> OrderHistory:
     """The order's history from the engine, or from the archive once the engine forgot it."""
-    if not ORDER_ID_PATTERN.match(order_id):
-        raise NotFound("no such order")
-    structlog.contextvars.bind_contextvars(order_id=order_id)
     with engine_errors():
         history = await fetch_order_history(temporal, session, order_id)
     if history is None:

@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, TypeVar
 
-import structlog
 from fastapi import APIRouter, Depends, Header, Query, Response, status
 from pydantic import (
     AwareDatetime,
@@ -23,7 +22,16 @@ from temporalio.client import WorkflowHandle
 from temporalio.workflow import UpdateMethodMultiParam
 
 from activities.dispatch import qualifications
-from api.deps import OrderHandle, SessionDep, SettingsDep, TemporalDep, VisibleOrder, may, role
+from api.deps import (
+    OrderHandle,
+    OrderId,
+    SessionDep,
+    SettingsDep,
+    TemporalDep,
+    VisibleOrder,
+    may,
+    role,
+)
 from api.errors import Conflict, Forbidden, NotFound, Unprocessable, problems
 from api.orders import act_on_order, book, read_order
 from api.views import BookingCreated, ClaimCreatedPublic, OrderPublic, order_view, warranty_view
@@ -31,7 +39,6 @@ from core.settings import Settings
 from core.tokens import mint_token
 from models.catalog import Category
 from models.order import (
-    ORDER_ID_PATTERN,
     AcceptanceInput,
     Actor,
     ActorInput,
@@ -377,16 +384,13 @@ async def list_orders(
 
 @router.get("/{order_id}/events", responses=problems(401, 403, 404, 503))
 async def get_order_events(
-    order_id: str,
+    order_id: OrderId,
     caller: Annotated[Actor, Depends(role(Role.AUDITOR, Role.SUPERVISOR))],
     session: SessionDep,
 ) -> EventLog:
     """The order's event log from the records store, with its hash chain checked: a row
     edited, deleted or added behind the service's back makes `chain_ok` false and
     `first_bad_seq` the first sequence number at which the chain no longer holds."""
-    if not ORDER_ID_PATTERN.match(order_id):
-        raise NotFound("no such order")
-    structlog.contextvars.bind_contextvars(order_id=order_id)
     order = await session.get(OrderRow, order_id)
     events = (
         await session.scalars(
