@@ -9,7 +9,7 @@ order's event log keeps a single writer.
 import asyncio
 from collections import deque
 from contextlib import suppress
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from temporalio import workflow
@@ -35,6 +35,9 @@ with workflow.unsafe.imports_passed_through():
     from models.order import Actor, ActorInput, ComplaintState, Role, TimelineEntry, owns_order
 
 SYSTEM = "system"
+# Patch id: complaints filed before it keep deciding a missed deadline by the clock.
+DEADLINE_TIMERS = "complaint-deadline-on-timer"
+SHORTEST_WAIT = timedelta(milliseconds=1)
 ORDER_SIGNAL = "complaint_changed"  # RepairOrderWorkflow.complaint_changed
 Deadline = Literal["first_reply", "resolution"]
 
@@ -59,6 +62,7 @@ class ComplaintWorkflow:
         self.policy = input.policy
         self.complaint = open_complaint(input)
         self._to_order: deque[ComplaintEvent] = deque()
+        self._miss_on_timer = workflow.patched(DEADLINE_TIMERS)
         # The order logged the filing itself; only the complaint's own timeline needs it.
         self.complaint.timeline.append(
             TimelineEntry(
@@ -92,6 +96,17 @@ class ComplaintWorkflow:
             await workflow.wait_condition(lambda: self.complaint != seen)
             return
         which, at = due
+        if self._miss_on_timer:
+            # Missed when the deadline's timer fires, never by comparing it with
+            # workflow.now(), which a first run and a replay may see differently.
+            try:
+                await workflow.wait_condition(
+                    lambda: self.complaint != seen,
+                    timeout=max(at - workflow.now(), SHORTEST_WAIT),
+                )
+            except TimeoutError:
+                self._miss(which)
+            return
         if at > workflow.now():
             with suppress(TimeoutError):
                 await workflow.wait_condition(

@@ -97,6 +97,10 @@ WARRANTY_REMINDER_BEFORE = timedelta(days=7)
 # Patch ids: orders started before these changes replay without them.
 OFFER_LOOP = "offer-loop"
 APPOINTMENT_CLOCK = "appointment-confirm-clock"
+CLOCK_TIMERS = "clock-breach-on-timer"
+# The shortest timer a deadline is waited out with: a deadline is always a timer, even one
+# already past, so that the commands never depend on the value of workflow.now().
+SHORTEST_WAIT = timedelta(milliseconds=1)
 ON_SITE_WORK = frozenset({Stage.ON_SITE, Stage.WAITING_PARTS, Stage.IN_WORKSHOP})
 # Escalation reasons are codes: the timeline shows them, the notification words them per locale.
 ESCALATING_CLOCKS = {
@@ -147,6 +151,9 @@ class RepairOrderWorkflow:
         self._lock = asyncio.Lock()
         self._background: set[asyncio.Task[None]] = set()
         self._started = False
+        # Asked first thing, so that an order booked before this change keeps its old clock
+        # rules for good (a replay of its first task answers False, and the answer sticks).
+        self._breach_on_timer = workflow.patched(CLOCK_TIMERS)
         # Booked here, not in run: an update delivered with the start runs before run does,
         # and must find the order already dispatching with its clocks set.
         self._log(
@@ -299,15 +306,15 @@ class RepairOrderWorkflow:
 
     async def _warranty_window(self) -> None:
         """Wait out the window (reminding the customer once), then for open claims, then close."""
-        ends_at = self.order.warranty_window_ends_at
-        assert ends_at is not None
-        remind_at = ends_at - WARRANTY_REMINDER_BEFORE
-        if remind_at - workflow.now() >= WARRANTY_REMINDER_BEFORE:  # only in a window worth it
-            await workflow.sleep(remind_at - workflow.now())
+        ends_at, acceptance = self.order.warranty_window_ends_at, self.order.acceptance
+        if ends_at is None or acceptance is None:
+            raise ApplicationError("the warranty window has no end", non_retryable=True)
+        if ends_at - acceptance.at >= 2 * WARRANTY_REMINDER_BEFORE:  # only in a window worth it
+            await self._sleep_until(ends_at - WARRANTY_REMINDER_BEFORE)
             self._notify(
                 Template.WARRANTY_REMINDER, Recipient.CUSTOMER, ends_at=self._local(ends_at)
             )
-        await workflow.sleep(max(ends_at - workflow.now(), timedelta(0)))
+        await self._sleep_until(ends_at)
         if self.order.complaints_open:
             self._log(SYSTEM, "window ended", "the order closes once its complaints are closed")
         await workflow.wait_condition(
@@ -997,14 +1004,16 @@ class RepairOrderWorkflow:
         state = self._running(clock)
         if state is None:
             return
-        now = state.paused_at or workflow.now()
-        late = now - state.deadline
+        late = (state.paused_at or workflow.now()) - state.deadline
+        # The deadline's timer decides a breach: a clock stopped in the same moment as its
+        # timer fired must be judged alike in every replay, whatever workflow.now() says.
+        breached = state.breached or (not self._breach_on_timer and late > timedelta(0))
         self._update_clock(
             clock,
             stopped_at=workflow.now(),
             paused_at=None,
-            breached=state.breached or late > timedelta(0),
-            breached_by=late if late > timedelta(0) else None,
+            breached=breached,
+            breached_by=late if breached and late > timedelta(0) else None,
         )
         self._publish()
 
@@ -1013,21 +1022,37 @@ class RepairOrderWorkflow:
             self._stop_clock(clock)
 
     async def _watch(self, clock: Clock) -> None:
-        """Record the breach when a running, unpaused clock passes its deadline."""
+        """Record the breach when a running, unpaused clock passes its deadline.
+
+        The breach is decided by the deadline's timer firing, an event in the history, never
+        by comparing the deadline with workflow.now(): a workflow task can see a different
+        now in its first run than in a replay (the engine's worker was seen to give an
+        activation the time of an earlier task after a restart), and a decision taken on it
+        then emits other commands on replay, which wedges the order."""
         while (state := self._running(clock)) is not None and not state.breached:
             remaining = state.deadline - workflow.now()
-            if state.paused_at is None and remaining <= timedelta(0):
+            if not self._breach_on_timer and state.paused_at is None and remaining <= timedelta(0):
                 self._breach(clock)
                 return
 
             def changed(seen: SlaClock = state) -> bool:
                 return self._running(clock) != seen
 
+            timeout = None  # a paused clock waits for a change only
+            if state.paused_at is None:
+                timeout = max(remaining, SHORTEST_WAIT) if self._breach_on_timer else remaining
             # Wake when the clock is stopped, paused, resumed or moved, or at its deadline.
-            with suppress(TimeoutError):
-                await workflow.wait_condition(
-                    changed, timeout=remaining if state.paused_at is None else None
-                )
+            try:
+                await workflow.wait_condition(changed, timeout=timeout)
+            except TimeoutError:
+                if self._breach_on_timer:
+                    self._breach(clock)
+                    return
+
+    async def _sleep_until(self, moment: datetime) -> None:
+        """A timer to the moment, even one already past: whether there is a timer must not
+        depend on workflow.now()."""
+        await workflow.sleep(max(moment - workflow.now(), SHORTEST_WAIT))
 
     def _breach(self, clock: Clock) -> None:
         self._update_clock(clock, breached=True)
@@ -1048,9 +1073,7 @@ class RepairOrderWorkflow:
     async def _escalate_unconfirmed_appointment(self) -> None:
         """A reminded technician who still has not agreed a time is staff's to chase."""
         technician_id = self.order.technician_id
-        await workflow.sleep(
-            self._deadline(self.policy.dispatch.appointment_confirm) - workflow.now()
-        )
+        await self._sleep_until(self._deadline(self.policy.dispatch.appointment_confirm))
         if (
             self.order.stage == Stage.SCHEDULED
             and self.order.technician_id == technician_id
