@@ -34,6 +34,7 @@ from core.archive import keep_archiving
 from core.audit import ReplayOutcome, UnreadableExport, read_export, replay, replay_each
 from core.db import create_engine, prepare_schema
 from core.log import configure_logging
+from core.runner import TaskOrderRunner
 from core.settings import Settings, load_settings
 from core.temporal import connect
 from workflows.complaint import ComplaintWorkflow
@@ -56,6 +57,8 @@ def build_worker(
         client,
         task_queue=settings.task_queue,
         workflows=WORKFLOWS,
+        max_cached_workflows=settings.workflow_cache_size,
+        workflow_runner=TaskOrderRunner(),
         activities=[
             records.record_order_event,
             notifications.send_notification,

@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     customer_token_days: int = Field(default=400, ge=1)
     # How often the worker archives the histories of closed workflows into the records store.
     archive_interval_seconds: float = Field(default=60, gt=0)
+    # Workflows the worker keeps in memory; one evicted from it is replayed from its history.
+    workflow_cache_size: int = Field(default=1000, ge=0)
     # Notification channels. Without an SMTP host, email goes to the outbox table like SMS.
     smtp_host: str | None = None
     smtp_port: int = Field(default=25, ge=1, le=65535)
