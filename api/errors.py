@@ -12,7 +12,11 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException
-from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
+from temporalio.client import (
+    WorkflowQueryFailedError,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -26,9 +30,10 @@ class ProblemError(Exception):
     status = 500
     title = "Internal Server Error"
 
-    def __init__(self, detail: str) -> None:
+    def __init__(self, detail: str, **extra: object) -> None:
         super().__init__(detail)
         self.detail = detail
+        self.extra = extra  # problem+json extension members
 
 
 class Unauthorized(ProblemError):
@@ -53,6 +58,12 @@ class Conflict(ProblemError):
 
 class Unavailable(ProblemError):
     status, title = 503, "Service Unavailable"
+
+
+class OrderStuck(Unavailable):
+    """The engine holds the order, but every try of its next workflow task fails."""
+
+    title = "Order Stuck"
 
 
 def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -82,6 +93,10 @@ def engine_errors(not_found: str = "no such order") -> Iterator[None]:
         raise
     except WorkflowUpdateRPCTimeoutOrCancelledError as error:
         raise Unavailable("the workflow engine did not answer in time; try again") from error
+    except WorkflowQueryFailedError as error:
+        # The worker could not answer now (say, it refused an early workflow task on restart).
+        log.warning("order read failed in the worker")
+        raise Unavailable("the order cannot be read at this moment; try again") from error
     except RPCError as error:
         if error.status == RPCStatusCode.NOT_FOUND:
             raise NotFound(not_found) from error
@@ -100,7 +115,7 @@ def engine_errors(not_found: str = "no such order") -> Iterator[None]:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ProblemError)
     async def domain_error(_: Request, error: ProblemError) -> JSONResponse:
-        return problem(error.status, error.title, error.detail)
+        return problem(error.status, error.title, error.detail, **error.extra)
 
     @app.exception_handler(RequestValidationError)
     async def malformed_body(_: Request, error: RequestValidationError) -> JSONResponse:

@@ -9,9 +9,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
 from temporalio.workflow import UpdateMethodMultiParam
 
-from api.errors import Conflict, NotFound, engine_errors
+from api.errors import Conflict, NotFound, OrderStuck, Unavailable, engine_errors
 from core.settings import Settings
 from models.order import (
     ORDER_CATEGORY,
@@ -33,13 +34,40 @@ from models.records import IdempotencyKeyRow
 from workflows.repair_order import RepairOrderWorkflow
 
 NEW_ID_ATTEMPTS = 5
+# As many failed tries of a workflow task as make the engine flag the workflow (the dev
+# command sets system.numConsecutiveWorkflowTaskProblemsToTriggerSearchAttribute to it).
+STUCK_AFTER_ATTEMPTS = 2
 ArgT = TypeVar("ArgT")
 ResultT = TypeVar("ResultT")
 
 
 async def read_order(handle: WorkflowHandle[Any, Any]) -> Order:
-    with engine_errors():
-        return await handle.query(RepairOrderWorkflow.details)
+    try:
+        with engine_errors():
+            return await handle.query(RepairOrderWorkflow.details)
+    except Unavailable:
+        await raise_if_stuck(handle)
+        raise
+
+
+async def raise_if_stuck(handle: WorkflowHandle[Any, Any]) -> None:
+    """An order whose workflow task keeps failing says so, rather than a bare 503: nothing
+    is lost, but it cannot move until its workflow code is fixed and the worker redeployed."""
+    try:
+        description = await handle.describe()
+    except RPCError:
+        return
+    task = description.raw_description.pending_workflow_task
+    if description.raw_description.HasField("pending_workflow_task") and (
+        task.attempt >= STUCK_AFTER_ATTEMPTS
+    ):
+        raise OrderStuck(
+            f"order {handle.id} is stuck: its workflow task has failed {task.attempt - 1} "
+            "time(s) in a row, so it can neither be read nor changed; nothing is lost, and "
+            "it moves on once the worker can run it (operators: see /readyz and the worker log)",
+            workflow_task_failing=True,
+            workflow_task_attempts=task.attempt,
+        )
 
 
 async def act_on_order(
@@ -55,6 +83,9 @@ async def act_on_order(
     try:
         with engine_errors():
             return await handle.execute_update(update, arg, id=update_id)
+    except Unavailable:
+        await raise_if_stuck(handle)
+        raise
     except NotFound:
         # The engine answers "not found" for unknown orders and for finished ones alike.
         order = await read_order(handle)

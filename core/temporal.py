@@ -7,6 +7,15 @@ from temporalio.converter import DataConverter
 from core.settings import Settings
 
 DATA_CONVERTER: DataConverter = pydantic_data_converter
+# The engine marks a workflow whose task failed this many times in a row with the search
+# attribute TemporalReportedProblems, which /readyz counts. A self-hosted server needs the same
+# dynamic config value; Temporal Cloud sets it.
+ENGINE_DYNAMIC_CONFIG = ("system.numConsecutiveWorkflowTaskProblemsToTriggerSearchAttribute=2",)
+
+
+def dev_server_args() -> list[str]:
+    """The dev server's command-line arguments for the engine settings above."""
+    return [arg for value in ENGINE_DYNAMIC_CONFIG for arg in ("--dynamic-config-value", value)]
 
 
 async def connect(settings: Settings, *, lazy: bool = False) -> Client:

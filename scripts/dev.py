@@ -283,6 +283,7 @@ def dev_tokens(secret: str) -> dict[str, str]:
 def run_service() -> int:
     sys.path.insert(0, str(ROOT))
     from core.settings import load_settings
+    from core.temporal import dev_server_args
 
     DATA.mkdir(exist_ok=True)
     env = os.environ | {"REPAIRFLOW_AUTH_SECRET": dev_secret(), "PYTHONUNBUFFERED": "1"}
@@ -317,6 +318,7 @@ def run_service() -> int:
     ]
     for name, kind in SEARCH_ATTRIBUTES.items():
         server += ["--search-attribute", f"{name}={kind}"]
+    server += dev_server_args()
     health = [
         str(bin_dir / "temporal"),
         "operator",

@@ -25,7 +25,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from core.db import create_engine, prepare_schema
 from core.log import configure_logging
-from core.temporal import DATA_CONVERTER
+from core.temporal import DATA_CONVERTER, dev_server_args
 from models.order import SEARCH_ATTRIBUTES
 
 BIN = Path(sys.executable).parent
@@ -72,6 +72,7 @@ async def dev_server_env() -> AsyncIterator[WorkflowEnvironment]:
         data_converter=DATA_CONVERTER,
         dev_server_existing_path=str(BIN / "temporal"),
         search_attributes=SEARCH_ATTRIBUTES,
+        dev_server_extra_args=dev_server_args(),
     )
     async with env:
         yield env

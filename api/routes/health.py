@@ -1,8 +1,10 @@
+import json
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from api.deps import TemporalDep
+from api.deps import SettingsDep, TemporalDep
 from api.errors import problem
 
 router = APIRouter(tags=["health"])
@@ -14,11 +16,20 @@ async def liveness() -> dict[str, str]:
 
 
 @router.get("/readyz")
-async def readiness(request: Request, temporal: TemporalDep) -> JSONResponse:
-    """Ready when both the workflow engine and the records store answer."""
+async def readiness(request: Request, temporal: TemporalDep, settings: SettingsDep) -> JSONResponse:
+    """Ready when both the workflow engine and the records store answer. Also says how many
+    running workflows (orders, claims, complaints) have a workflow task that keeps failing:
+    such an order is stuck until the worker can run it, and needs an operator, not a retry."""
     down = []
+    failing: int | None = None
     try:
         await temporal.service_client.check_health()
+        # The engine marks a workflow whose task failed repeatedly with this search attribute.
+        query = (
+            f"TaskQueue = {json.dumps(settings.task_queue)} AND ExecutionStatus = 'Running' "
+            "AND TemporalReportedProblems IS NOT NULL"
+        )
+        failing = (await temporal.count_workflows(query)).count
     except Exception:
         down.append("workflow engine")
     try:
@@ -28,4 +39,4 @@ async def readiness(request: Request, temporal: TemporalDep) -> JSONResponse:
         down.append("database")
     if down:
         return problem(503, "Service Unavailable", f"unreachable: {', '.join(down)}")
-    return JSONResponse({"status": "ready"})
+    return JSONResponse({"status": "ready", "workflows_with_failing_task": failing})
