@@ -55,7 +55,7 @@ async def raise_if_stuck(handle: WorkflowHandle[Any, Any]) -> None:
     is lost, but it cannot move until its workflow code is fixed and the worker redeployed."""
     try:
         description = await handle.describe()
-    except RPCError:
+    except (RPCError, RuntimeError):  # the engine is unreachable: the plain 503 stands
         return
     task = description.raw_description.pending_workflow_task
     if description.raw_description.HasField("pending_workflow_task") and (
