@@ -130,7 +130,7 @@ class WorkerProcess:
     def start(self) -> None:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(  # noqa: S603 - the project's own worker
-            [sys.executable, os.environ.get("HARNESS_WORKER", str(ROOT / "worker.py"))],
+            [sys.executable, str(ROOT / "worker.py")],
             cwd=ROOT,
             env=self.env,
             stdout=log,
