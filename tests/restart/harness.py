@@ -29,6 +29,7 @@ from typing import Any
 import httpx
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from api.main import create_app
@@ -280,14 +281,18 @@ async def wait_for_worker(client: Client, task_queue: str, started: float) -> No
     from temporalio.api.taskqueue.v1 import TaskQueue
     from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 
-    for _ in range(200):
-        described = await client.workflow_service.describe_task_queue(
-            DescribeTaskQueueRequest(
-                namespace=client.namespace,
-                task_queue=TaskQueue(name=task_queue),
-                task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+    for _ in range(300):
+        try:
+            described = await client.workflow_service.describe_task_queue(
+                DescribeTaskQueueRequest(
+                    namespace=client.namespace,
+                    task_queue=TaskQueue(name=task_queue),
+                    task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+                )
             )
-        )
+        except RPCError:  # a loaded engine may drop the call; ask again
+            await asyncio.sleep(0.1)
+            continue
         if any(p.last_access_time.ToSeconds() >= int(started) for p in described.pollers):
             return
         await asyncio.sleep(0.1)
