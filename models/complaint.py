@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from models.fields import Money, ShortText, Text
 from models.order import (
     COMPLAINT_ID_PATTERN,
     FOR_THE_CUSTOMER,
@@ -17,11 +18,8 @@ from models.order import (
     ComplaintSnapshot,
     ComplaintState,
     ComplaintSummary,
-    Money,
     Role,
-    ShortText,
     Strict,
-    Text,
     TimelineEntry,
 )
 from models.policy import Policy
@@ -100,7 +98,9 @@ class Complaint(BaseModel):
     timeline: list[TimelineEntry] = Field(default_factory=list)
 
     def summary(self) -> ComplaintSummary:
-        return ComplaintSummary(complaint_id=self.complaint_id, state=self.state, tier=self.tier)
+        return ComplaintSummary(
+            complaint_id=self.complaint_id, state=self.state, tier=self.tier, filed_at=self.filed_at
+        )
 
     def snapshot(self, now: datetime) -> ComplaintSnapshot:
         return ComplaintSnapshot(

@@ -12,8 +12,6 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import (
-    AfterValidator,
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -25,7 +23,8 @@ from pydantic import (
 from temporalio.common import SearchAttributeKey
 
 from models.catalog import Category
-from models.policy import CENT, Policy
+from models.fields import MAX_LINES, Moment, Money, PastDate, ShortText, Text
+from models.policy import Policy
 
 
 class Stage(StrEnum):
@@ -89,8 +88,6 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
-ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Phone = Annotated[
     str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9][0-9 \-]{5,19}$")
 ]
@@ -127,7 +124,7 @@ class Appliance(Strict):
     model: ShortText | None = None
     serial: ShortText | None = None
     gas_fired: bool = False
-    purchase_date: date | None = None
+    purchase_date: PastDate | None = None
     proof_of_purchase: bool
 
     @model_validator(mode="after")
@@ -142,8 +139,8 @@ class Fault(Strict):
 
 
 class TimeWindow(Strict):
-    start: AwareDatetime
-    end: AwareDatetime
+    start: Moment
+    end: Moment
 
     @field_validator("end")
     @classmethod
@@ -244,14 +241,6 @@ class SlaClock(Strict):
     breached_by: timedelta | None = None
 
 
-# Money is shown to the cent, however the client wrote it ("80" is "80.00").
-Money = Annotated[
-    Decimal,
-    Field(ge=0, max_digits=12, decimal_places=2),
-    AfterValidator(lambda d: d.quantize(CENT)),
-]
-
-
 class ChargeLine(Strict):
     kind: Literal["labour", "part", "visit_fee"]
     description: str
@@ -294,8 +283,8 @@ class QuotePart(Strict):
 
 
 class QuoteRequest(Strict):
-    items: tuple[QuoteItem, ...] = ()
-    parts: tuple[QuotePart, ...] = ()
+    items: tuple[QuoteItem, ...] = Field(default=(), max_length=MAX_LINES)
+    parts: tuple[QuotePart, ...] = Field(default=(), max_length=MAX_LINES)
 
 
 class QuoteStatus(StrEnum):
@@ -423,6 +412,7 @@ class ComplaintSummary(Strict):
     complaint_id: str
     state: ComplaintState
     tier: int
+    filed_at: datetime | None = None  # None for complaints filed before it was kept
 
 
 class Order(BaseModel):

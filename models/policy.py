@@ -397,6 +397,12 @@ class Warranty(_Section):
 class Complaint(_Section):
     first_reply: Duration = parse_duration("1 working day")
     resolution: Duration = parse_duration("3 working days")
+    per_order_per_day: int = Field(default=3, ge=1, strict=True)  # more is a 429
+
+
+class Limits(_Section):
+    warranty_claims_per_order: int = Field(default=3, ge=0, strict=True)
+    booking_horizon: Duration = parse_duration("90d")  # how far ahead a window may start
 
 
 class Charges(_Section):
@@ -421,6 +427,7 @@ class Policy(_Section):
     acceptance: Acceptance = Acceptance()
     warranty: Warranty = Warranty()
     complaint: Complaint = Complaint()
+    limits: Limits = Limits()
     charges: Charges = Charges()
     privacy: Privacy = Privacy()
 

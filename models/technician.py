@@ -10,7 +10,10 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field
 
 from models.catalog import Category, CertificateType, required_certificates
-from models.order import Phone, ShortText
+from models.fields import ShortText
+from models.order import (
+    Phone,
+)
 
 
 class TechnicianStatus(StrEnum):

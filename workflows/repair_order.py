@@ -7,11 +7,11 @@ an action before anything is written to the history.
 
 import asyncio
 from collections import deque
-from collections.abc import Coroutine
-from contextlib import suppress
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager, suppress
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
@@ -76,6 +76,7 @@ with workflow.unsafe.imports_passed_through():
         TimeWindow,
         WarrantyStatus,
         WindowInput,
+        local_date,
         local_time_text,
         owns_order,
         visit_day,
@@ -86,6 +87,7 @@ with workflow.unsafe.imports_passed_through():
 from workflows.complaint import ComplaintWorkflow
 
 SYSTEM = "system"
+ArgT = TypeVar("ArgT")
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
 # The records store or a provider may be down for a while; effects wait, in order, until back.
 EFFECT_RETRY = RetryPolicy(
@@ -98,6 +100,7 @@ WARRANTY_REMINDER_BEFORE = timedelta(days=7)
 OFFER_LOOP = "offer-loop"
 APPOINTMENT_CLOCK = "appointment-confirm-clock"
 CLOCK_TIMERS = "clock-breach-on-timer"
+RECHECK_UNDER_LOCK = "recheck-under-lock"
 # The shortest timer a deadline is waited out with: a deadline is always a timer, even one
 # already past, so that the commands never depend on the value of workflow.now().
 SHORTEST_WAIT = timedelta(milliseconds=1)
@@ -121,6 +124,10 @@ def refused(order: Order, action: str, reason: str) -> ApplicationError:
 
 def forbidden(action: str, reason: str) -> ApplicationError:
     return ApplicationError(f"cannot {action}: {reason}", type="Forbidden", non_retryable=True)
+
+
+def too_many(action: str, reason: str) -> ApplicationError:
+    return ApplicationError(f"cannot {action}: {reason}", type="TooMany", non_retryable=True)
 
 
 @workflow.defn
@@ -154,6 +161,8 @@ class RepairOrderWorkflow:
         # Asked first thing, so that an order booked before this change keeps its old clock
         # rules for good (a replay of its first task answers False, and the answer sticks).
         self._breach_on_timer = workflow.patched(CLOCK_TIMERS)
+        self._recheck_under_lock = workflow.patched(RECHECK_UNDER_LOCK)
+        self._rechecking = False
         # Booked here, not in run: an update delivered with the start runs before run does,
         # and must find the order already dispatching with its clocks set.
         self._log(
@@ -341,7 +350,7 @@ class RepairOrderWorkflow:
 
     @workflow.update
     async def reschedule(self, input: WindowInput) -> Order:
-        async with self._lock:
+        async with self._acting(self._may_reschedule, input):
             self.order.preferred_window = input.window
             self.order.appointment = None
             self._move_deadline(Clock.ARRIVAL, input.window.end)
@@ -363,11 +372,11 @@ class RepairOrderWorkflow:
     def _may_reschedule(self, input: WindowInput) -> None:
         self._check_caller(input.actor, "reschedule")
         self._check_stage("reschedule", CANCELLABLE_STAGES, "only before check-in")
-        self._check_future(input.window.end, "reschedule")
+        self._check_window(input.window, "reschedule")
 
     @workflow.update
     async def cancel(self, input: CancelInput) -> Order:
-        async with self._lock:
+        async with self._acting(self._may_cancel, input):
             self.order.cancellation_reason = input.reason
             if self.order.appointment is not None and self.order.chargeable:
                 # The technician had committed to a time: the visit fee is due.
@@ -392,7 +401,7 @@ class RepairOrderWorkflow:
 
     @workflow.update
     async def assign(self, input: AssignInput) -> Order:
-        async with self._lock:
+        async with self._acting(self._may_assign, input):
             previous, offer = self.order.technician_id, self.order.offer
             self.order.offer = None
             if offer is not None and offer.technician_id != input.technician_id:
@@ -443,8 +452,7 @@ class RepairOrderWorkflow:
 
     @workflow.update
     async def accept_offer(self, input: ActorInput) -> Order:
-        async with self._lock:
-            assert self.order.offer is not None
+        async with self._acting(self._may_accept_offer, input):
             self.order.offer = None
             self._take_on(input.actor.technician_id or "", str(input.actor), "accepted the offer")
         return self.order
@@ -455,9 +463,10 @@ class RepairOrderWorkflow:
 
     @workflow.update
     async def decline_offer(self, input: ReasonInput) -> Order:
-        async with self._lock:
+        async with self._acting(self._may_decline_offer, input):
             offer = self.order.offer
-            assert offer is not None
+            if offer is None:  # the validator, run again under the lock, makes sure
+                raise refused(self.order, "decline the offer", "no offer is open")
             self.order.offer = None
             self.order.offered.append(offer.technician_id)
             self._log(str(input.actor), "offer declined", input.reason)
@@ -478,7 +487,7 @@ class RepairOrderWorkflow:
 
     @workflow.update
     async def confirm_appointment(self, input: WindowInput) -> Order:
-        async with self._lock:
+        async with self._acting(self._may_confirm_appointment, input):
             self.order.appointment = input.window
             self._stop_clock(Clock.APPOINTMENT_CONFIRM)
             self._move_deadline(Clock.ARRIVAL, input.window.end)
@@ -490,13 +499,13 @@ class RepairOrderWorkflow:
     def _may_confirm_appointment(self, input: WindowInput) -> None:
         self._check_caller(input.actor, "confirm appointment")
         self._check_stage("confirm appointment", {Stage.SCHEDULED}, "the job must be assigned")
-        self._check_future(input.window.end, "confirm appointment")
+        self._check_window(input.window, "confirm appointment")
 
     # ---- on site ---------------------------------------------------------------------------
 
     @workflow.update
     async def check_in(self, input: ActorInput) -> Order:
-        async with self._lock:
+        async with self._acting(self._may_check_in, input):
             self._stop_clock(Clock.ARRIVAL)
             # Arriving without a confirmed time (an emergency, say) ends the wait for one.
             self._stop_clock(Clock.APPOINTMENT_CONFIRM)
@@ -512,7 +521,7 @@ class RepairOrderWorkflow:
 
     @workflow.update
     async def diagnose(self, input: DiagnosisInput) -> Order:
-        async with self._lock:
+        async with self._acting(self._may_diagnose, input):
             self.order.diagnosis = input.diagnosis
             detail = input.diagnosis.fault_cause
             if input.diagnosis.warranty_exclusion:
@@ -547,9 +556,8 @@ class RepairOrderWorkflow:
 
     @workflow.update
     async def approve_quote(self, input: ActorInput) -> Order:
-        async with self._lock:
-            assert self.order.quote is not None
-            self.order.quote = self.order.quote.model_copy(update={"status": QuoteStatus.APPROVED})
+        async with self._acting(self._may_approve_quote, input):
+            self.order.quote = self._quote().model_copy(update={"status": QuoteStatus.APPROVED})
             self._log(
                 str(input.actor), "quote approved", f"{self.order.quote.total} {self._currency}"
             )
@@ -562,9 +570,8 @@ class RepairOrderWorkflow:
     @workflow.update
     async def decline_quote(self, input: ActorInput) -> Order:
         """A declined quote ends the job: the visit fee (if chargeable) and no warranty window."""
-        async with self._lock:
-            assert self.order.quote is not None
-            self.order.quote = self.order.quote.model_copy(update={"status": QuoteStatus.DECLINED})
+        async with self._acting(self._may_decline_quote, input):
+            self.order.quote = self._quote().model_copy(update={"status": QuoteStatus.DECLINED})
             self._log(
                 str(input.actor), "quote declined", f"{self.order.quote.total} {self._currency}"
             )
@@ -585,7 +592,7 @@ class RepairOrderWorkflow:
 
     @workflow.update
     async def request_parts(self, input: PartsInput) -> Order:
-        async with self._lock:
+        async with self._acting(self._may_request_parts, input):
             self.order.parts_requested = input.parts
             self._pause_clock(Clock.GENERAL_REPAIR)
             self._start_clock(Clock.PARTS_DISPATCH, self.policy.visit.parts_dispatch)
@@ -600,7 +607,7 @@ class RepairOrderWorkflow:
 
     @workflow.update
     async def parts_arrived(self, input: ActorInput) -> Order:
-        async with self._lock:
+        async with self._acting(self._may_record_parts_arrival, input):
             self._stop_clock(Clock.PARTS_DISPATCH)
             self._resume_clock(Clock.GENERAL_REPAIR)
             self._move_to(Stage.ON_SITE, str(input.actor), "parts arrived")
@@ -613,7 +620,7 @@ class RepairOrderWorkflow:
 
     @workflow.update
     async def to_workshop(self, input: ActorInput) -> Order:
-        async with self._lock:
+        async with self._acting(self._may_take_to_workshop, input):
             self._pause_clock(Clock.GENERAL_REPAIR)
             self._start_clock(Clock.WORKSHOP_REPAIR, self.policy.visit.workshop_repair)
             self._move_to(Stage.IN_WORKSHOP, str(input.actor), "device taken to the workshop")
@@ -626,7 +633,7 @@ class RepairOrderWorkflow:
 
     @workflow.update
     async def back_from_workshop(self, input: ActorInput) -> Order:
-        async with self._lock:
+        async with self._acting(self._may_return_from_workshop, input):
             self._stop_clock(Clock.WORKSHOP_REPAIR)
             self._resume_clock(Clock.GENERAL_REPAIR)
             self._move_to(Stage.ON_SITE, str(input.actor), "device returned")
@@ -642,7 +649,7 @@ class RepairOrderWorkflow:
     @workflow.update
     async def report_hazard(self, input: HazardInput) -> Order:
         """All work halts; the repair clock pauses until a supervisor clears the site."""
-        async with self._lock:
+        async with self._acting(self._may_report_hazard, input):
             self.order.hazard = input.description
             self._pause_clock(Clock.GENERAL_REPAIR)
             self._move_to(Stage.SAFETY_STOP, str(input.actor), input.description)
@@ -656,7 +663,7 @@ class RepairOrderWorkflow:
 
     @workflow.update
     async def clear_hazard(self, input: NoteInput) -> Order:
-        async with self._lock:
+        async with self._acting(self._may_clear_hazard, input):
             self.order.hazard = None
             self._resume_clock(Clock.GENERAL_REPAIR)
             self._move_to(Stage.ON_SITE, str(input.actor), input.note)
@@ -669,7 +676,7 @@ class RepairOrderWorkflow:
 
     @workflow.update
     async def submit_service_record(self, input: ServiceRecordInput) -> Order:
-        async with self._lock:
+        async with self._acting(self._may_submit_service_record, input):
             self.order.service_record = input.record
             self._log(str(input.actor), "service record", input.record.repair_item)
         return self.order
@@ -681,7 +688,7 @@ class RepairOrderWorkflow:
 
     @workflow.update
     async def complete(self, input: ActorInput) -> Order:
-        async with self._lock:
+        async with self._acting(self._may_complete, input):
             self._stop_clock(Clock.GENERAL_REPAIR)
             self._settle_charges()
             self._move_to(Stage.AWAITING_ACCEPTANCE, str(input.actor), "work finished")
@@ -706,7 +713,7 @@ class RepairOrderWorkflow:
 
     @workflow.update
     async def record_acceptance(self, input: AcceptanceInput) -> Order:
-        async with self._lock:
+        async with self._acting(self._may_record_acceptance, input):
             if input.accepted:
                 self._accept(str(input.actor), deemed=False, signature=input.signature)
             else:
@@ -724,7 +731,7 @@ class RepairOrderWorkflow:
 
     @workflow.update
     async def answer_survey(self, input: SurveyInput) -> Order:
-        async with self._lock:
+        async with self._acting(self._may_answer_survey, input):
             self.order.survey = input.survey
             scores = input.survey
             self._log(
@@ -745,7 +752,7 @@ class RepairOrderWorkflow:
     @workflow.update
     async def claim_warranty(self, input: ClaimInput) -> ClaimCreated:
         """Start a free, high-priority re-repair order linked to this one."""
-        async with self._lock:
+        async with self._acting(self._may_claim_warranty, input):
             claim_id = f"{self.order.order_id}-W{len(self.order.claims) + 1}"
             self.order.claims.append(claim_id)
             self.order.open_claims.append(claim_id)
@@ -765,15 +772,18 @@ class RepairOrderWorkflow:
             "claim warranty", {Stage.IN_WARRANTY}, "claims are made in the warranty window"
         )
         ends_at = self.order.warranty_window_ends_at
-        if ends_at is not None and workflow.now() >= ends_at:
+        if not self._rechecking and ends_at is not None and workflow.now() >= ends_at:
             raise refused(self.order, "claim warranty", f"the warranty window ended at {ends_at}")
+        limit = self.policy.limits.warranty_claims_per_order
+        if len(self.order.claims) >= limit:
+            raise too_many("claim warranty", f"an order takes at most {limit} warranty claims")
 
     # ---- complaints ------------------------------------------------------------------------
 
     @workflow.update
     async def file_complaint(self, input: FileComplaintInput) -> ComplaintFiled:
         """Start the complaint's own workflow; the order stays open until it is closed."""
-        async with self._lock:
+        async with self._acting(self._may_file_complaint, input):
             complaint_id = f"{self.order.order_id}-C{len(self.order.complaints) + 1}"
             complaint_input = ComplaintInput(
                 complaint_id=complaint_id,
@@ -803,6 +813,16 @@ class RepairOrderWorkflow:
         self._check_caller(input.actor, "file a complaint")
         if self.order.stage in FINAL_STAGES:
             raise refused(self.order, "file a complaint", "the order is finished")
+        limit = self.policy.complaint.per_order_per_day
+        today = local_date(workflow.now(), self.policy)
+        filed_today = sum(
+            1
+            for complaint in self.order.complaints
+            if complaint.filed_at is not None
+            and local_date(complaint.filed_at, self.policy) == today
+        )
+        if not self._rechecking and filed_today >= limit:
+            raise too_many("file a complaint", f"an order takes at most {limit} complaints a day")
 
     @workflow.signal
     def complaint_changed(self, event: ComplaintEvent) -> None:
@@ -912,9 +932,37 @@ class RepairOrderWorkflow:
         if self.order.stage not in allowed:
             raise refused(self.order, action, why)
 
-    def _check_future(self, moment: datetime, action: str) -> None:
-        if moment <= workflow.now():
+    def _check_window(self, window: TimeWindow, action: str) -> None:
+        """Not over yet, nor starting further ahead than the policy's booking horizon."""
+        if self._rechecking:
+            return
+        now = workflow.now()
+        if window.end <= now:
             raise refused(self.order, action, "the window is already over")
+        horizon = self.policy.limits.booking_horizon
+        if window.start > self.policy.deadline(now, horizon):
+            raise refused(self.order, action, f"the window starts more than {horizon} ahead")
+
+    def _quote(self) -> Quote:
+        if self.order.quote is None:
+            raise refused(self.order, "decide the quote", "there is no quote")
+        return self.order.quote
+
+    @asynccontextmanager
+    async def _acting(self, check: Callable[[ArgT], None], input: ArgT) -> AsyncIterator[None]:
+        """Hold the order for one action. The action's checks run again once the lock is held:
+        the order may have moved on while the action waited for it (a refusal here fails the
+        one update, never the workflow task)."""
+        async with self._lock:
+            if self._recheck_under_lock:
+                # Checks against the clock are the validator's alone: workflow.now() may differ
+                # between a first run and a replay, and a decision here must not.
+                self._rechecking = True
+                try:
+                    check(input)
+                finally:
+                    self._rechecking = False
+            yield
 
     def _check_quote_decision(self, actor: Actor, action: str) -> None:
         self._check_caller(actor, action)

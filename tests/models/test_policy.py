@@ -61,6 +61,10 @@ gas_stove = "120d"
 [complaint]
 first_reply = "4 business hours"
 resolution = "2 working days"
+per_order_per_day = 5
+[limits]
+warranty_claims_per_order = 1
+booking_horizon = "30d"
 [charges]
 currency = "EUR"
 visit_fee = "35.50"
@@ -279,7 +283,12 @@ class TestPolicyDefaults:
             },
             "acceptance": {"timeout": "72h", "survey_delay": "24h"},
             "warranty": {"product": "365d", "post_repair": "90d", "post_repair_by_category": {}},
-            "complaint": {"first_reply": "1 working day", "resolution": "3 working days"},
+            "complaint": {
+                "first_reply": "1 working day",
+                "resolution": "3 working days",
+                "per_order_per_day": 3,
+            },
+            "limits": {"warranty_claims_per_order": 3, "booking_horizon": "90d"},
             "charges": {"currency": "CNY", "visit_fee": "50.00", "labour": {}},
             "privacy": {"erase_personal_data_after": "180d"},
         }
@@ -345,9 +354,14 @@ class TestLoadPolicy:
                 Category.GAS_STOVE: "120d",
             },
         }
-        assert policy.complaint.model_dump() == {
+        assert policy.complaint.model_dump(mode="json") == {
             "first_reply": "4 business hours",
             "resolution": "2 working days",
+            "per_order_per_day": 5,
+        }
+        assert policy.limits.model_dump(mode="json") == {
+            "warranty_claims_per_order": 1,
+            "booking_horizon": "30d",
         }
         assert policy.charges.model_dump() == {
             "currency": "EUR",

@@ -138,7 +138,10 @@ async def order_shows(order: Handle, complaint: ComplaintHandle, *, within: floa
     while True:
         current = await complaint_of(complaint)
         expected = ComplaintSummary(
-            complaint_id=complaint.id, state=current.state, tier=current.tier
+            complaint_id=complaint.id,
+            state=current.state,
+            tier=current.tier,
+            filed_at=current.filed_at,
         )
         if expected in (await details(order)).complaints:
             return expected
@@ -227,9 +230,9 @@ class TestFirstReplyDeadline:
         assert escalated.timeline[-1].action == "escalated"
         assert saturday <= escalated.timeline[-1].at < saturday + timedelta(minutes=1)
 
-        assert await order_shows(order, complaint) == ComplaintSummary(
-            complaint_id=complaint.id, state=ComplaintState.OPEN, tier=2
-        )
+        shown_summary = await order_shows(order, complaint)
+        assert (shown_summary.state, shown_summary.tier) == (ComplaintState.OPEN, 2)
+        assert shown_summary.filed_at == (await complaint_of(complaint)).filed_at
         shown = await details(order)
         assert shown.escalations[-1].to == "supervisor"
         assert shown.escalations[-1].reason == "complaint_first_reply_overdue"
@@ -391,9 +394,9 @@ class TestWorkingAComplaint:
             "Forbidden",
             "tier 2",
         )
-        assert await order_shows(order, complaint) == ComplaintSummary(
-            complaint_id=complaint.id, state=ComplaintState.OPEN, tier=2
-        )
+        shown_summary = await order_shows(order, complaint)
+        assert (shown_summary.state, shown_summary.tier) == (ComplaintState.OPEN, 2)
+        assert shown_summary.filed_at == (await complaint_of(complaint)).filed_at
         reopen = next(e for e in (await details(order)).escalations if e.reason.endswith("opened"))
         assert reopen.to == "supervisor"
 
