@@ -56,6 +56,10 @@ class Conflict(ProblemError):
     status, title = 409, "Conflict"
 
 
+class TooMany(ProblemError):
+    status, title = 429, "Too Many Requests"
+
+
 class Unavailable(ProblemError):
     status, title = 503, "Service Unavailable"
 
@@ -88,6 +92,8 @@ def engine_errors(not_found: str = "no such order") -> Iterator[None]:
         cause = error.cause
         if isinstance(cause, ApplicationError) and cause.type == "Forbidden":
             raise Forbidden(cause.message) from error
+        if isinstance(cause, ApplicationError) and cause.type == "TooMany":
+            raise TooMany(cause.message) from error
         if isinstance(cause, ApplicationError):
             raise Conflict(cause.message) from error
         raise

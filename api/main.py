@@ -1,3 +1,4 @@
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -6,13 +7,25 @@ from contextlib import asynccontextmanager
 import structlog
 from fastapi import FastAPI, Request, Response
 
-from api.errors import install_error_handlers
+from api.errors import install_error_handlers, problem
 from api.routes import audit, complaints, health, orders, technicians
 from core.db import create_engine, prepare_schema
 from core.settings import Settings
 from core.temporal import connect
 
 log = structlog.get_logger("api")
+
+# A caller's request id is kept only when it is short and plain: it lands in every log line.
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+# No body of this API comes near it; a larger one is refused before it is read.
+MAX_BODY_BYTES = 64 * 1024
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    # Answers carry customers' personal data: no cache keeps a copy.
+    "Cache-Control": "no-store",
+}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -46,12 +59,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def request_context(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        given = request.headers.get("x-request-id", "")
+        request_id = given if REQUEST_ID.match(given) else uuid.uuid4().hex
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
-        response = await call_next(request)
+        response = await _within_limits(request, call_next)
         response.headers["X-Request-ID"] = request_id
+        response.headers.update(SECURITY_HEADERS)
         route = request.scope.get("route")
         log.info(
             "request",
@@ -63,3 +78,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return response
 
     return app
+
+
+async def _within_limits(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
+    length = request.headers.get("content-length", "0")
+    if not length.isdigit() or int(length) > MAX_BODY_BYTES:
+        return problem(
+            413, "Content Too Large", f"a request body may hold at most {MAX_BODY_BYTES} bytes"
+        )
+    return await call_next(request)

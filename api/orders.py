@@ -4,6 +4,7 @@ import hashlib
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client, WorkflowHandle
@@ -92,8 +93,35 @@ async def act_on_order(
         raise Conflict(f"cannot {action}: order is {order.stage}; the order is finished") from None
 
 
-def request_hash(booking: Booking) -> str:
-    return hashlib.sha256(booking.model_dump_json().encode()).hexdigest()
+def request_hash(body: BaseModel) -> str:
+    return hashlib.sha256(body.model_dump_json().encode()).hexdigest()
+
+
+async def update_id_for_key(
+    session: AsyncSession, action: str, order_id: str, key: str | None, body: BaseModel
+) -> str | None:
+    """The update id an Idempotency-Key stands for: the engine runs an update id once, so a
+    retry answers the first call's result. The key is remembered with the body's hash, so the
+    same key with another body is refused (409) rather than taken for the first request."""
+    if key is None:
+        return None
+    scoped = f"{action}:" + hashlib.sha256(f"{order_id}\n{key}".encode()).hexdigest()
+    digest = request_hash(body)
+    existing = await session.get(IdempotencyKeyRow, scoped)
+    if existing is None:
+        session.add(
+            IdempotencyKeyRow(
+                key=scoped, request_hash=digest, order_id=order_id, created_at=datetime.now(UTC)
+            )
+        )
+        try:
+            await session.commit()
+        except IntegrityError:
+            await session.rollback()
+            existing = await session.get(IdempotencyKeyRow, scoped)
+    if existing is not None and existing.request_hash != digest:
+        raise Conflict("this Idempotency-Key was already used for a different request")
+    return scoped
 
 
 async def book(

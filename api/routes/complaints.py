@@ -18,7 +18,7 @@ from temporalio.workflow import UpdateMethodMultiParam
 
 from api.deps import CallerDep, OrderHandle, SessionDep, TemporalDep, may, role
 from api.errors import Conflict, Forbidden, NotFound, Unprocessable, engine_errors, problems
-from api.orders import act_on_order
+from api.orders import act_on_order, update_id_for_key
 from models.complaint import (
     Complaint,
     ComplaintDeadlines,
@@ -28,14 +28,12 @@ from models.complaint import (
     ResolveInput,
     complaint_order_id,
 )
+from models.fields import Money, ShortText, Text
 from models.order import (
     Actor,
     ActorInput,
     ComplaintState,
-    Money,
     Role,
-    ShortText,
-    Text,
     TimelineEntry,
     owns_order,
 )
@@ -182,6 +180,7 @@ async def file_complaint(
     body: ComplaintBody,
     handle: OrderHandle,
     caller: Annotated[Actor, Depends(may("file a complaint"))],
+    session: SessionDep,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> ComplaintCreated:
     """File a complaint in any stage but closed and cancelled; it starts at tier 1. A retry
@@ -192,7 +191,9 @@ async def file_complaint(
         RepairOrderWorkflow.file_complaint,
         FileComplaintInput(actor=caller, filing=filing),
         "file a complaint",
-        update_id=f"file-complaint:{idempotency_key}" if idempotency_key else None,
+        update_id=await update_id_for_key(
+            session, "file-complaint", handle.id, idempotency_key, body
+        ),
     )
     return ComplaintCreated(complaint_id=filed.complaint_id)
 

@@ -33,11 +33,12 @@ from api.deps import (
     role,
 )
 from api.errors import Conflict, Forbidden, NotFound, Unprocessable, problems
-from api.orders import act_on_order, book, read_order
+from api.orders import act_on_order, book, read_order, update_id_for_key
 from api.views import BookingCreated, ClaimCreatedPublic, OrderPublic, order_view, warranty_view
 from core.settings import Settings
 from core.tokens import mint_token
 from models.catalog import Category
+from models.fields import ShortText, Text
 from models.order import (
     AcceptanceInput,
     Actor,
@@ -61,11 +62,9 @@ from models.order import (
     Role,
     ServiceRecord,
     ServiceRecordInput,
-    ShortText,
     Stage,
     Survey,
     SurveyInput,
-    Text,
     TimeWindow,
     WarrantyStatus,
     WindowInput,
@@ -133,6 +132,17 @@ class ClaimBody(Body):
     description: Text
 
 
+def check_window(window: TimeWindow, settings: Settings, field: str) -> None:
+    """A visit window that is not over yet and starts within the policy's booking horizon.
+    Checked here, not in the model: the workflow re-reads a booking long after "now"."""
+    now = datetime.now(UTC)
+    if window.end <= now:
+        raise Unprocessable(f"{field}.end: the window is already over")
+    horizon = settings.policy.limits.booking_horizon
+    if window.start > settings.policy.deadline(now, horizon):
+        raise Unprocessable(f"{field}.start: the window starts more than {horizon} ahead")
+
+
 async def check_qualified(
     session: SessionDep, settings: Settings, order: Order, technician_id: str, action: str
 ) -> None:
@@ -181,8 +191,8 @@ async def book_order(
     """Book an order and start its workflow; the same Idempotency-Key books it once."""
     # Checked here, not in the model: the workflow re-reads the booking long after "now".
     now = datetime.now(UTC)
-    if booking.preferred_window is not None and booking.preferred_window.end <= now:
-        raise Unprocessable("body.preferred_window.end: the window is already over")
+    if booking.preferred_window is not None:
+        check_window(booking.preferred_window, settings, "body.preferred_window")
     purchased = booking.appliance.purchase_date
     if purchased is not None and purchased > local_date(now, settings.policy):
         raise Unprocessable("body.appliance.purchase_date: the purchase date is in the future")
@@ -423,6 +433,7 @@ async def reschedule(
     settings: SettingsDep,
 ) -> OrderPublic:
     """Move the visit window; the technician must confirm the new time."""
+    check_window(body, settings, "body")
     order = await read_order(handle)
     if order.technician_id is not None:
         moved = order.model_copy(update={"appointment": None, "preferred_window": body})
@@ -486,6 +497,7 @@ async def confirm_appointment(
     settings: SettingsDep,
 ) -> OrderPublic:
     """The assigned technician confirms the time agreed with the customer."""
+    check_window(body, settings, "body")
     order = await read_order(handle)
     if order.technician_id is not None and order.technician_id == caller.technician_id:
         agreed = order.model_copy(update={"appointment": body})
@@ -666,11 +678,22 @@ async def answer_survey(
     "/{order_id}/warranty-claims", status_code=status.HTTP_201_CREATED, responses=ACTION_PROBLEMS
 )
 async def claim_warranty(
-    body: ClaimBody, handle: OrderHandle, caller: Annotated[Actor, Depends(may("claim warranty"))]
+    body: ClaimBody,
+    handle: OrderHandle,
+    caller: Annotated[Actor, Depends(may("claim warranty"))],
+    session: SessionDep,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> ClaimCreatedPublic:
-    """The same fault is back within the warranty window: a free re-repair order is started."""
+    """The same fault is back within the warranty window: a free re-repair order is started.
+    A retry with the same Idempotency-Key answers the claim the first call made."""
     update = ClaimInput(actor=caller, description=body.description)
     created = await act_on_order(
-        handle, RepairOrderWorkflow.claim_warranty, update, "claim warranty"
+        handle,
+        RepairOrderWorkflow.claim_warranty,
+        update,
+        "claim warranty",
+        update_id=await update_id_for_key(
+            session, "claim-warranty", handle.id, idempotency_key, body
+        ),
     )
     return ClaimCreatedPublic(claim_order_id=created.claim_order_id)

@@ -13,7 +13,12 @@ from activities.dispatch import open_orders, ratings
 from api.deps import SessionDep, role
 from api.errors import Conflict, Forbidden, NotFound, problems
 from models.catalog import Category
-from models.order import OPEN_STAGES, Actor, Role, ShortText
+from models.fields import ShortText
+from models.order import (
+    OPEN_STAGES,
+    Actor,
+    Role,
+)
 from models.records import ComplaintRow, OrderRow, TechnicianRow
 from models.technician import Certificate, TechnicianBase, TechnicianStatus
 

@@ -70,9 +70,16 @@ class TestFiling:
         assert complaint_id == f"{order.order_id}-C1"
 
         shown = (await api.get(order.url, headers=order.by("staff"))).json()
-        assert shown["complaints"] == [{"complaint_id": complaint_id, "state": "open", "tier": 1}]
-        assert shown["stage"] == "on_site"
         complaint = await read(api, complaint_id, order.by("customer"))
+        assert shown["complaints"] == [
+            {
+                "complaint_id": complaint_id,
+                "state": "open",
+                "tier": 1,
+                "filed_at": complaint["filed_at"],
+            }
+        ]
+        assert shown["stage"] == "on_site"
         assert complaint["order_id"] == order.order_id
         assert (complaint["state"], complaint["tier"]) == ("open", 1)
         assert complaint["concerns_work"] is True
@@ -189,9 +196,12 @@ class TestWorking:
             lambda: api.get(order.url, headers=order.by("staff")),
             lambda response: response.json()["complaints"][0]["state"] == "closed",
         )
-        assert shown.json()["complaints"] == [
-            {"complaint_id": complaint_id, "state": "closed", "tier": 2}
-        ]
+        [summary] = shown.json()["complaints"]
+        assert (summary["complaint_id"], summary["state"], summary["tier"]) == (
+            complaint_id,
+            "closed",
+            2,
+        )
         after = problem(await act(api, complaint_id, "acknowledge", order.by("supervisor")), 409)
         assert "closed" in after["detail"]
 
