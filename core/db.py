@@ -6,7 +6,9 @@ as `alembic upgrade head` does for an operator. Both run in one transaction that
 lock, so processes starting together migrate once, and a failed migration leaves nothing.
 """
 
+import asyncio
 import hashlib
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -49,9 +51,10 @@ def create_engine(url: str) -> AsyncEngine:
 
 def _sqlite_pragmas(dbapi_connection: object, _: ConnectionPoolEntry) -> None:
     # WAL lets the API read while the worker writes; busy_timeout waits out the other writer.
-    # busy_timeout first: switching a new database to WAL waits for a writer holding it too.
+    # busy_timeout first: switching a new database to WAL waits for a writer holding it too,
+    # and a process migrating a new database on a loaded machine may hold it for seconds.
     cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
-    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
@@ -120,8 +123,21 @@ def alembic_config() -> "Config":
     return Config(str(ALEMBIC_INI))
 
 
+_in_process: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
 async def prepare_schema(engine: AsyncEngine) -> None:
     """Bring the database to the newest migration (a no-op when it is there already)."""
+    # Alembic's context is one per process: callers in one process take turns here, and
+    # processes take turns on the database's lock below.
+    loop = asyncio.get_running_loop()
+    async with _in_process.setdefault(loop, asyncio.Lock()):
+        await _upgrade(engine)
+
+
+async def _upgrade(engine: AsyncEngine) -> None:
     from alembic import command
 
     def upgrade(connection: Connection) -> None:
@@ -131,7 +147,5 @@ async def prepare_schema(engine: AsyncEngine) -> None:
         command.upgrade(config, "head")
 
     async with engine.begin() as connection:
-        # Locked before Alembic starts: its context is global, so callers in one process must
-        # take turns as much as processes do.
         await connection.run_sync(lock_schema)
         await connection.run_sync(upgrade)
