@@ -11,10 +11,10 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client, WorkflowHandle
 
-from api.errors import Forbidden, NotFound, Unauthorized
+from api.errors import Forbidden, NotFound, Unauthorized, Unavailable
 from api.orders import read_order
 from core.settings import Settings
-from core.tokens import decode_token
+from core.tokens import KeysUnavailable, decode_token
 from models.order import (
     ACTION_ROLES,
     ORDER_ID_PATTERN,
@@ -49,6 +49,8 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 TemporalDep = Annotated[Client, Depends(get_temporal)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
+log = structlog.get_logger("api")
+
 bearer = HTTPBearer(auto_error=False, description="JWT from the identity provider")
 
 
@@ -61,7 +63,11 @@ def authenticate(
     secret = settings.auth_secret.get_secret_value() if settings.auth_secret else None
     try:
         claims = decode_token(
-            credentials.credentials, secret=secret, jwks_url=settings.auth_jwks_url
+            credentials.credentials,
+            secret=secret,
+            jwks_url=settings.auth_jwks_url,
+            link_secret=settings.link_secret,
+            allow_hs256=settings.auth_allow_hs256,
         )
         caller = Actor(
             subject=claims["sub"],
@@ -71,6 +77,9 @@ def authenticate(
         )
     except (jwt.InvalidTokenError, ValidationError) as error:
         raise Unauthorized("the token is not valid") from error
+    except KeysUnavailable as error:
+        log.error("identity provider keys unavailable", error_type=type(error).__name__)
+        raise Unavailable("the identity provider cannot be reached to check the token") from None
     if caller.role == Role.TECHNICIAN and not caller.technician_id:
         raise Unauthorized("a technician token needs a technician_id claim")
     if caller.role == Role.CUSTOMER and not caller.order_id:

@@ -35,6 +35,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "set REPAIRFLOW_AUTH_SECRET (the development command generates one) "
             "or REPAIRFLOW_AUTH_JWKS_URL"
         )
+    if settings.link_secret is None:
+        raise RuntimeError(
+            "set REPAIRFLOW_CUSTOMER_LINK_SECRET: it signs the link tokens customers get at "
+            "booking (without REPAIRFLOW_AUTH_SECRET nothing else can)"
+        )
     settings.policy  # noqa: B018 - a broken policy file must stop start-up, not the first booking
 
     @asynccontextmanager

@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     policy_file: Path | None = None
     auth_secret: SecretStr | None = None
     auth_jwks_url: str | None = None
+    # With a JWKS URL, HS256 staff tokens are refused unless this allows both.
+    auth_allow_hs256: bool = False
+    # Signs the customers' link tokens; without it, the auth secret does.
+    customer_link_secret: SecretStr | None = None
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
     customer_token_days: int = Field(default=400, ge=1)
@@ -63,13 +67,19 @@ class Settings(BaseSettings):
     # technicians and staff internally).
     notification_channels: dict[str, ChannelName] = Field(default_factory=dict)
 
-    @field_validator("auth_secret")
+    @field_validator("auth_secret", "customer_link_secret")
     @classmethod
     def secret_is_strong_enough(cls, secret: SecretStr | None) -> SecretStr | None:
         # Short or placeholder secrets ("changeme", "secret") make every token forgeable.
         if secret is not None and len(secret.get_secret_value()) < 32:
             raise ValueError("must be at least 32 characters (HS256 needs 256 bits)")
         return secret
+
+    @property
+    def link_secret(self) -> str | None:
+        """The secret the customers' link tokens are signed and checked with."""
+        secret = self.customer_link_secret or self.auth_secret
+        return secret.get_secret_value() if secret else None
 
     @field_validator("webhook_secret")
     @classmethod

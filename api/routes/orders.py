@@ -208,9 +208,11 @@ async def book_order(
     if not created:
         response.status_code = status.HTTP_200_OK
         stage = (await read_order(temporal.get_workflow_handle(order_input.order_id))).stage
-    assert settings.auth_secret is not None  # the app refuses to start without one
+    link_secret = settings.link_secret
+    if link_secret is None:  # create_app refuses to start without one
+        raise RuntimeError("no secret signs the customers' link tokens")
     token = mint_token(
-        settings.auth_secret.get_secret_value(),
+        link_secret,
         subject=order_input.order_id,
         role=Role.CUSTOMER,
         ttl=timedelta(days=settings.customer_token_days),
