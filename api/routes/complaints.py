@@ -10,7 +10,7 @@ from typing import Annotated, Any, TypeVar
 
 import structlog
 from fastapi import APIRouter, Depends, Header, Query, status
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 from sqlalchemy import and_, not_, or_
 from sqlmodel import col, select
 from temporalio.client import WorkflowHandle
@@ -28,7 +28,7 @@ from models.complaint import (
     ResolveInput,
     complaint_order_id,
 )
-from models.fields import Money, ShortText, Text
+from models.fields import Moment, Money, ShortText, Text
 from models.order import (
     Actor,
     ActorInput,
@@ -212,9 +212,12 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         at = datetime.fromisoformat(filed_at)
     except (ValueError, TypeError, binascii.Error):
         raise Unprocessable("query.cursor: not a cursor this list gave out") from None
-    if at.tzinfo is None or not isinstance(complaint_id, str):
+    if not isinstance(complaint_id, str) or len(complaint_id) > 60:
         raise Unprocessable("query.cursor: not a cursor this list gave out")
-    return at, complaint_id
+    try:
+        return TypeAdapter(Moment).validate_python(at), complaint_id
+    except ValidationError:  # naive, or out of any range a filing time has
+        raise Unprocessable("query.cursor: not a cursor this list gave out") from None
 
 
 @router.get("/v1/complaints", responses=problems(401, 403, 422, 503))
@@ -225,7 +228,7 @@ async def list_complaints(
     tier: Annotated[int | None, Query(ge=1, le=3)] = None,
     overdue: bool | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: str | None = None,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> ComplaintList:
     """Complaints from the records store, oldest filing first; `cursor` continues a listing."""
     now = datetime.now(UTC)

@@ -9,7 +9,6 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Header, Query, Response, status
 from pydantic import (
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -38,7 +37,7 @@ from api.views import BookingCreated, ClaimCreatedPublic, OrderPublic, order_vie
 from core.settings import Settings
 from core.tokens import mint_token
 from models.catalog import Category
-from models.fields import ShortText, Text
+from models.fields import Moment, ShortText, Text
 from models.order import (
     AcceptanceInput,
     Actor,
@@ -245,10 +244,10 @@ class OrderListQuery(BaseModel):
     priority: Priority | None = None
     region: ShortText | None = None
     sla_breached: bool | None = None
-    booked_from: AwareDatetime | None = Field(
+    booked_from: Moment | None = Field(
         default=None, alias="from", description="booked at or after (ISO 8601 with offset)"
     )
-    booked_to: AwareDatetime | None = Field(
+    booked_to: Moment | None = Field(
         default=None, alias="to", description="booked before (ISO 8601 with offset)"
     )
     limit: int = Field(default=50, ge=1, le=200)
@@ -262,7 +261,7 @@ class OrderCursor(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    booked_at: AwareDatetime
+    booked_at: Moment
     order_id: str = Field(min_length=1, max_length=40)
 
     def encode(self) -> str:

@@ -3,6 +3,7 @@ or stall its records are refused at the door (422, 413, 429), retries with one
 Idempotency-Key act once, and answers carry the security headers."""
 
 import asyncio
+import base64
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -233,3 +234,51 @@ class TestConcurrentActions:
         assert sorted(a.status_code for a in answers) == [200, 409]
         timeline = (await api.get(order.url, headers=order.by("staff"))).json()["timeline"]
         assert [e["action"] for e in timeline].count("quote approved") == 1
+
+
+def cursor_of(value: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode()
+
+
+class TestListsRefuseOddCursorsAndFilters:
+    @pytest.mark.parametrize(
+        "params",
+        [
+            {"from": "0001-01-01T00:00:00+14:00"},
+            {"to": "9999-12-31T23:59:59-12:00"},
+            {"cursor": cursor_of({"booked_at": "0001-01-01T00:00:00+14:00", "order_id": "x"})},
+            {"cursor": cursor_of(["a", "b"])},
+            {"cursor": "%%%"},
+            {"cursor": "A" * 501},
+            {"limit": "0"},
+        ],
+        ids=[
+            "from-year-1",
+            "to-year-9999",
+            "cursor-year-1",
+            "cursor-list",
+            "cursor-junk",
+            "cursor-long",
+            "limit-0",
+        ],
+    )
+    async def test_orders(self, api: httpx.AsyncClient, auth: Auth, params: dict[str, str]) -> None:
+        response = await api.get("/v1/orders", params=params, headers=auth("staff"))
+        problem(response, 422)
+
+    @pytest.mark.parametrize(
+        "cursor",
+        [
+            cursor_of(["0001-01-01T00:00:00+14:00", "RF1-C1"]),
+            cursor_of(["2026-12-02T10:00:00", "RF1-C1"]),
+            cursor_of({"a": 1}),
+            cursor_of([1, 2]),
+            "A" * 501,
+        ],
+        ids=["year-1", "naive", "object", "numbers", "long"],
+    )
+    async def test_complaints(self, api: httpx.AsyncClient, auth: Auth, cursor: str) -> None:
+        response = await api.get(
+            "/v1/complaints", params={"cursor": cursor}, headers=auth("supervisor")
+        )
+        problem(response, 422)
