@@ -107,21 +107,33 @@ async def update_id_for_key(
         return None
     scoped = f"{action}:" + hashlib.sha256(f"{order_id}\n{key}".encode()).hexdigest()
     digest = request_hash(body)
-    existing = await session.get(IdempotencyKeyRow, scoped)
-    if existing is None:
-        session.add(
-            IdempotencyKeyRow(
-                key=scoped, request_hash=digest, order_id=order_id, created_at=datetime.now(UTC)
-            )
-        )
-        try:
-            await session.commit()
-        except IntegrityError:
-            await session.rollback()
-            existing = await session.get(IdempotencyKeyRow, scoped)
-    if existing is not None and existing.request_hash != digest:
+    kept = await remember_key(
+        session,
+        IdempotencyKeyRow(
+            key=scoped, request_hash=digest, order_id=order_id, created_at=datetime.now(UTC)
+        ),
+    )
+    if kept.request_hash != digest:
         raise Conflict("this Idempotency-Key was already used for a different request")
     return scoped
+
+
+async def remember_key(session: AsyncSession, row: IdempotencyKeyRow) -> IdempotencyKeyRow:
+    """The row kept for the key: this one, committed before anything acts on it, or the one a
+    request with the same key committed first (concurrent callers all get that one)."""
+    existing = await session.get(IdempotencyKeyRow, row.key)
+    if existing is not None:
+        return existing
+    try:
+        async with session.begin_nested():  # a lost race rolls back this insert only
+            session.add(row)
+    except IntegrityError:
+        existing = await session.get(IdempotencyKeyRow, row.key)
+        if existing is None:  # the winner's row is there once it commits
+            raise
+        return existing
+    await session.commit()
+    return row
 
 
 async def book(
@@ -141,22 +153,17 @@ async def book(
     booked_at = datetime.now(UTC)
     policy = settings.policy
     if idempotency_key is not None:
-        existing = await session.get(IdempotencyKeyRow, idempotency_key)
-        if existing is None:
-            order_id = new_order_id(local_date(booked_at, policy))
-            session.add(
-                IdempotencyKeyRow(
-                    key=idempotency_key,
-                    request_hash=request_hash(booking),
-                    order_id=order_id,
-                    created_at=booked_at,
-                )
-            )
-            try:
-                await session.commit()
-            except IntegrityError:
-                await session.rollback()
-                existing = await session.get(IdempotencyKeyRow, idempotency_key)
+        order_id = new_order_id(local_date(booked_at, policy))
+        kept = await remember_key(
+            session,
+            IdempotencyKeyRow(
+                key=idempotency_key,
+                request_hash=request_hash(booking),
+                order_id=order_id,
+                created_at=booked_at,
+            ),
+        )
+        existing = kept if kept.order_id != order_id else None
         if existing is not None:
             if existing.request_hash != request_hash(booking):
                 raise Conflict("this Idempotency-Key was already used for a different booking")

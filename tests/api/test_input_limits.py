@@ -5,6 +5,7 @@ Idempotency-Key act once, and answers carry the security headers."""
 import asyncio
 import base64
 import json
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -282,3 +283,19 @@ class TestListsRefuseOddCursorsAndFilters:
             "/v1/complaints", params={"cursor": cursor}, headers=auth("supervisor")
         )
         problem(response, 422)
+
+
+class TestConcurrentBookings:
+    async def test_fifty_bookings_with_one_key_make_one_order(
+        self, api: httpx.AsyncClient, auth: Auth
+    ) -> None:
+        headers = auth("staff") | {"Idempotency-Key": f"desk-call-{uuid.uuid4().hex}"}
+        booking = create_booking_json()
+        answers = await asyncio.gather(
+            *(api.post("/v1/orders", json=booking, headers=headers) for _ in range(50))
+        )
+        assert sorted({a.status_code for a in answers}) in ([200, 201], [201]), [
+            a.text for a in answers if a.status_code not in (200, 201)
+        ][:3]
+        assert [a.status_code for a in answers].count(201) == 1
+        assert len({a.json()["order_id"] for a in answers}) == 1
