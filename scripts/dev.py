@@ -199,7 +199,6 @@ def dev_secret() -> str:
     path = DATA / "auth-secret"
     if not path.exists():
         path.write_text(secrets.token_urlsafe(48))
-        path.chmod(0o600)
     return path.read_text().strip()
 
 
@@ -285,6 +284,9 @@ def run_service() -> int:
     from core.settings import load_settings
     from core.temporal import dev_server_args
 
+    # What this command and the services it starts write (the secret, the tokens, the engine's
+    # and the records' databases) hold personal data or credentials: readable by this user only.
+    os.umask(0o077)
     DATA.mkdir(exist_ok=True)
     env = os.environ | {"REPAIRFLOW_AUTH_SECRET": dev_secret(), "PYTHONUNBUFFERED": "1"}
     os.environ.update(env)

@@ -128,6 +128,16 @@ class TestDevCommand:
         assert f"http://127.0.0.1:{service.api_port}" in banner
         assert service.ctrl_c() == 0
 
+    def test_what_it_writes_is_readable_by_its_user_only(self, service: Service) -> None:
+        """The secret, the tokens and both databases hold credentials or personal data."""
+        service.up()
+        status, _ = service.call("POST", "/v1/orders", "staff", create_booking_json())
+        assert status == 201
+        written = ["auth-secret", "dev-tokens.json", "records.db", "temporal.db"]
+        modes = {name: (service.data_dir / name).stat().st_mode & 0o777 for name in written}
+        assert modes == dict.fromkeys(written, 0o600)
+        assert service.ctrl_c() == 0
+
     def test_broken_policy_stops_start_up_naming_the_key(self, service: Service) -> None:
         """A typo in the policy file stops everything with a message naming the key."""
         policy = service.data_dir / "policy.toml"
