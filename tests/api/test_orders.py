@@ -233,7 +233,7 @@ class TestAuthentication:
                         "aud": "repairflow",
                         "exp": 2**40,
                     },
-                    None,
+                    "",
                     algorithm="none",
                 ),
                 id="unsigned",
