@@ -37,6 +37,8 @@ from core.settings import Settings
 from core.temporal import DATA_CONVERTER, dev_server_args
 from core.tokens import mint_token
 from models.order import SEARCH_ATTRIBUTES
+from tests.api.test_lifecycle import SERVICE_RECORD
+from tests.factories import create_booking_json
 from worker import OK, replay_files
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -55,15 +57,6 @@ general_repair = "2s"
 timeout = "6s"
 survey_delay = "2s"
 """
-SERVICE_RECORD = {
-    "repair_item": "thermostat",
-    "fault_cause": "thermostat stuck open",
-    "method": "replaced the thermostat and tested cooling",
-    "parts_replaced": [{"part_no": "TH-220", "qty": 1, "unit_cost": "45.00"}],
-    "labour_minutes": 45,
-    "photos_before": ["photo://before-1"],
-    "photos_after": ["photo://after-1"],
-}
 RETRYABLE = {502, 503, 504}
 Json = dict[str, Any]
 
@@ -355,26 +348,9 @@ async def run_once(client: Client, plan: Plan, workdir: Path) -> Report:
 
                 async def one_order(n: int) -> None:
                     await asyncio.sleep(rng.uniform(0, 1.0))
-                    booking = {
-                        "customer": {
-                            "name": "Li Wei",
-                            "phone": "+86 138 0013 8000",
-                            "email": "li.wei@example.com",
-                            "address": "88 Century Avenue, Pudong",
-                            "region": "pudong",
-                        },
-                        "appliance": {
-                            "category": "refrigerator",
-                            "brand": "Haier",
-                            "purchase_date": (
-                                datetime.now(UTC).date() - timedelta(days=100)
-                            ).isoformat(),
-                            "proof_of_purchase": True,
-                        },
-                        "fault": {"description": "not cooling"},
-                        "priority": "normal",
-                        "channel": "phone",
-                    }
+                    purchased = datetime.now(UTC).date() - timedelta(days=100)
+                    booking = create_booking_json()
+                    booking["appliance"]["purchase_date"] = purchased.isoformat()
                     key = f"restart-{task_queue}-{n}"
                     while True:
                         response = await api.post(
