@@ -35,7 +35,8 @@ HISTORIES = Path(__file__).parent.parent / "histories"
 TASK_STARTED = "EVENT_TYPE_WORKFLOW_TASK_STARTED"
 # Recorded under worker restarts (tests/restart) with the earlier clock rules: its appointment
 # clock breached. RF261202-19W0BP, -AHQ8NS and -H0GEN3 were recorded under restarts with today's
-# rules, each with a task the worker's runner refused (see core/runner.py).
+# rules, each with a task the worker's runner refused (see core/runner.py); RF261202-NEE1BJ
+# under restarts with the re-check under the lock as well.
 EARLIER_RULES = HISTORIES / "RF261202-3M6KE5.json"
 # An order that restart wedged (before the fix): its recorded tasks no longer replay.
 WEDGED = HISTORIES / "unreplayable" / "restart_stale_clock.json"
