@@ -9,7 +9,7 @@ from core.settings import Settings
 DATA_CONVERTER: DataConverter = pydantic_data_converter
 # The engine marks a workflow whose task failed this many times in a row with the search
 # attribute TemporalReportedProblems, which /readyz counts. A self-hosted server needs the same
-# dynamic config value; Temporal Cloud sets it.
+# dynamic config value.
 ENGINE_DYNAMIC_CONFIG = ("system.numConsecutiveWorkflowTaskProblemsToTriggerSearchAttribute=2",)
 
 

@@ -1,8 +1,10 @@
 import json
+from contextlib import suppress
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
+from temporalio.service import RPCError
 
 from api.deps import SettingsDep, TemporalDep
 from api.errors import problem
@@ -24,14 +26,17 @@ async def readiness(request: Request, temporal: TemporalDep, settings: SettingsD
     failing: int | None = None
     try:
         await temporal.service_client.check_health()
-        # The engine marks a workflow whose task failed repeatedly with this search attribute.
+    except Exception:
+        down.append("workflow engine")
+    else:
+        # The engine marks a workflow whose task failed repeatedly with this search attribute;
+        # an engine that cannot count them leaves the number unknown (null), not the API down.
         query = (
             f"TaskQueue = {json.dumps(settings.task_queue)} AND ExecutionStatus = 'Running' "
             "AND TemporalReportedProblems IS NOT NULL"
         )
-        failing = (await temporal.count_workflows(query)).count
-    except Exception:
-        down.append("workflow engine")
+        with suppress(RPCError):
+            failing = (await temporal.count_workflows(query)).count
     try:
         async with request.app.state.engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
