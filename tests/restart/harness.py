@@ -31,19 +31,16 @@ import httpx
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.service import RPCError
-from temporalio.testing import WorkflowEnvironment
 
 from api.main import create_app
 from core.settings import Settings
-from core.temporal import DATA_CONVERTER, dev_server_args
 from core.tokens import mint_token
-from models.order import SEARCH_ATTRIBUTES
 from tests.api.test_lifecycle import SERVICE_RECORD
+from tests.conftest import start_dev_server
 from tests.factories import create_booking_json
 from worker import OK, replay_files
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-BIN = Path(sys.executable).parent
 SECRET = "restart-harness-secret-long-enough-for-hmac-0123456789abcdefghijklmnopqrstuv"
 # Short clocks, so that timers fire and are cancelled while updates arrive.
 POLICY = """
@@ -259,13 +256,7 @@ async def drive_order(driver: Driver, order_id: str, customer_token: str) -> str
 
 @asynccontextmanager
 async def dev_server() -> AsyncIterator[Client]:
-    env = await WorkflowEnvironment.start_local(
-        data_converter=DATA_CONVERTER,
-        dev_server_existing_path=str(BIN / "temporal"),
-        search_attributes=SEARCH_ATTRIBUTES,
-        dev_server_extra_args=dev_server_args(),
-    )
-    async with env:
+    async with await start_dev_server() as env:
         yield env.client
 
 
