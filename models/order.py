@@ -165,6 +165,17 @@ class Warranty(Strict):
     product_until: date | None = None
 
 
+def window_problem(window: TimeWindow, now: datetime, policy: Policy) -> tuple[str, str] | None:
+    """Why a visit window cannot be taken at `now` (the field at fault and the reason), or None:
+    it is over, or it starts further ahead than the policy's booking horizon."""
+    if window.end <= now:
+        return "end", "the window is already over"
+    horizon = policy.limits.booking_horizon
+    if window.start > policy.deadline(now, horizon):
+        return "start", f"the window starts more than {horizon} ahead"
+    return None
+
+
 def local_date(at: datetime, policy: Policy) -> date:
     """The operator's calendar day at an instant."""
     return at.astimezone(ZoneInfo(policy.timezone)).date()

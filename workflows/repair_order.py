@@ -80,6 +80,7 @@ with workflow.unsafe.imports_passed_through():
         local_time_text,
         owns_order,
         visit_day,
+        window_problem,
     )
     from models.policy import Duration
     from models.technician import Candidate, CandidateQuery
@@ -936,12 +937,8 @@ class RepairOrderWorkflow:
         """Not over yet, nor starting further ahead than the policy's booking horizon."""
         if self._rechecking:
             return
-        now = workflow.now()
-        if window.end <= now:
-            raise refused(self.order, action, "the window is already over")
-        horizon = self.policy.limits.booking_horizon
-        if window.start > self.policy.deadline(now, horizon):
-            raise refused(self.order, action, f"the window starts more than {horizon} ahead")
+        if problem := window_problem(window, workflow.now(), self.policy):
+            raise refused(self.order, action, problem[1])
 
     def _quote(self) -> Quote:
         if self.order.quote is None:

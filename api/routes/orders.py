@@ -70,6 +70,7 @@ from models.order import (
     local_date,
     require_reason_if_rejected,
     visit_day,
+    window_problem,
 )
 from models.records import EventRow, OrderRow, TechnicianRow, first_broken_seq
 from models.technician import unqualified_because
@@ -134,12 +135,9 @@ class ClaimBody(Body):
 def check_window(window: TimeWindow, settings: Settings, field: str) -> None:
     """A visit window that is not over yet and starts within the policy's booking horizon.
     Checked here, not in the model: the workflow re-reads a booking long after "now"."""
-    now = datetime.now(UTC)
-    if window.end <= now:
-        raise Unprocessable(f"{field}.end: the window is already over")
-    horizon = settings.policy.limits.booking_horizon
-    if window.start > settings.policy.deadline(now, horizon):
-        raise Unprocessable(f"{field}.start: the window starts more than {horizon} ahead")
+    if problem := window_problem(window, datetime.now(UTC), settings.policy):
+        part, reason = problem
+        raise Unprocessable(f"{field}.{part}: {reason}")
 
 
 async def check_qualified(

@@ -62,17 +62,20 @@ def jwks_url(signing_key: RSAPrivateKey) -> Iterator[str]:
     server.server_close()
 
 
-def token(key: RSAPrivateKey, *, kid: str = "k1", **claims: Any) -> str:
+def staff_claims(**changes: Any) -> dict[str, Any]:
     now = datetime.now(UTC)
-    payload = {
+    return {
         "sub": "desk-7",
         "role": "staff",
         "iss": ISSUER,
         "aud": AUDIENCE,
         "iat": now,
         "exp": now + timedelta(minutes=5),
-    } | claims
-    return jwt.encode(payload, key, algorithm="RS256", headers={"kid": kid})
+    } | changes
+
+
+def token(key: RSAPrivateKey, *, kid: str = "k1", **claims: Any) -> str:
+    return jwt.encode(staff_claims(**claims), key, algorithm="RS256", headers={"kid": kid})
 
 
 def bearer(value: str) -> dict[str, str]:
@@ -127,13 +130,7 @@ async def test_tokens_that_do_not_verify_are_401(
     jwks_api: httpx.AsyncClient, signing_key: RSAPrivateKey, case: str
 ) -> None:
     now = datetime.now(UTC)
-    claims = {
-        "sub": "x",
-        "role": "staff",
-        "iss": ISSUER,
-        "aud": AUDIENCE,
-        "exp": now + timedelta(minutes=5),
-    }
+    claims = staff_claims()
     bad = {
         "unknown-kid": lambda: token(signing_key, kid="k9"),
         "other-key": lambda: token(new_key()),
@@ -149,17 +146,7 @@ async def test_tokens_that_do_not_verify_are_401(
 async def test_hs256_beside_the_jwks_only_when_allowed(
     settings: Settings, worker: None, jwks_url: str
 ) -> None:
-    staff = jwt.encode(
-        {
-            "sub": "desk",
-            "role": "staff",
-            "iss": ISSUER,
-            "aud": AUDIENCE,
-            "exp": datetime.now(UTC) + timedelta(minutes=5),
-        },
-        AUTH_SECRET,
-        algorithm="HS256",
-    )
+    staff = jwt.encode(staff_claims(), AUTH_SECRET, algorithm="HS256")
     async for http in app_with(settings, auth_jwks_url=jwks_url, auth_allow_hs256=True):
         assert (await http.get("/v1/orders", headers=bearer(staff))).status_code == 200
 
