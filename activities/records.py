@@ -1,5 +1,6 @@
 """Writes to the records store: the orders read model and the event log, idempotent on retry."""
 
+from sqlalchemy.exc import DataError, IntegrityError, ProgrammingError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import select
 from temporalio import activity
@@ -8,6 +9,25 @@ from temporalio.exceptions import ApplicationError
 from core.db import lock_order
 from models.order import RecordInput
 from models.records import GENESIS_HASH, ComplaintRow, EventRow, OrderRow
+
+# The store refused the values themselves (too long, out of range, a constraint): trying the same
+# write again cannot succeed until the code or the schema changes. A lost connection, a lock
+# timeout or a database that is down are not among them: those are retried.
+REJECTED = (DataError, IntegrityError, ProgrammingError, ValueError)  # pydantic's errors too
+
+
+def rejected(input: RecordInput, error: Exception) -> ApplicationError:
+    """Names the event and the kind of error, never the values: a database's message quotes them,
+    and this one is kept in the history and logged."""
+    cause = error.orig if isinstance(error, StatementError) else error
+    code = getattr(cause, "sqlstate", None) or getattr(cause, "sqlite_errorname", None)
+    return ApplicationError(
+        f"event {input.event.seq} of order {input.event.order_id} was refused by the records"
+        f" store ({type(cause).__name__}{f' {code}' if code else ''}); it is kept and tried"
+        " again later",
+        type="RecordRejected",
+        non_retryable=True,
+    )
 
 
 class RecordActivities:
@@ -23,8 +43,30 @@ class RecordActivities:
         queue rather than both chaining to the same predecessor; should one get past the lock,
         the unique (order_id, seq) refuses the second row and its retry finds the event
         recorded. An event whose predecessor is not recorded yet is refused with a retryable
-        error rather than written with a hole in the chain.
+        error rather than written with a hole in the chain. Values the store refuses raise a
+        non-retryable "RecordRejected" (the workflow keeps the event and tries again later).
         """
+        try:
+            await self._record(input)
+        except StatementError as error:
+            if not isinstance(error, REJECTED) and not isinstance(error.orig, REJECTED):
+                raise
+            if isinstance(error, IntegrityError) and await self._recorded(input):
+                return  # another attempt wrote it first: the unique (order_id, seq) said so
+            raise rejected(input, error) from None
+        except ValueError as error:
+            raise rejected(input, error) from None
+
+    async def _recorded(self, input: RecordInput) -> bool:
+        async with AsyncSession(self.engine) as session:
+            found = await session.scalar(
+                select(EventRow.id).where(
+                    EventRow.order_id == input.event.order_id, EventRow.seq == input.event.seq
+                )
+            )
+            return found is not None
+
+    async def _record(self, input: RecordInput) -> None:
         event, snapshot = input.event, input.snapshot
         async with AsyncSession(self.engine, expire_on_commit=False) as session, session.begin():
             await lock_order(session, event.order_id)

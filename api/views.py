@@ -18,6 +18,7 @@ from models.order import (
     Offer,
     Order,
     PartRequest,
+    PendingWrites,
     PricedItem,
     QuotePart,
     QuoteStatus,
@@ -111,6 +112,7 @@ class OrderPublic(BaseModel):
     closing: str | None
     cancellation_reason: str | None
     timeline: list[TimelineEntry]
+    pending_writes: PendingWrites
 
 
 class BookingCreated(BaseModel):
@@ -212,4 +214,5 @@ def order_view(order: Order, caller: Actor) -> OrderPublic:
         closing=order.closing,
         cancellation_reason=order.cancellation_reason,
         timeline=order.timeline,
+        pending_writes=order.pending_writes,
     )

@@ -426,6 +426,15 @@ class ComplaintSummary(Strict):
     filed_at: datetime | None = None  # None for complaints filed before it was kept
 
 
+class PendingWrites(Strict):
+    """The order's effects not done yet: events for the records store and messages to send.
+    A write that keeps failing stays first in its queue; `stalled_since` says since when."""
+
+    records: int = 0
+    notifications: int = 0
+    stalled_since: datetime | None = None
+
+
 class Order(BaseModel):
     """The whole order as the workflow holds it; the query answers a copy."""
 
@@ -468,6 +477,7 @@ class Order(BaseModel):
     closing: str | None = None
     cancellation_reason: str | None = None
     timeline: list[TimelineEntry] = Field(default_factory=list)
+    pending_writes: PendingWrites = Field(default_factory=PendingWrites)  # set by the query
 
     @property
     def complaints_open(self) -> bool:
@@ -717,6 +727,8 @@ ORDER_CATEGORY = SearchAttributeKey.for_keyword("OrderCategory")
 ORDER_REGION = SearchAttributeKey.for_keyword("OrderRegion")
 TECHNICIAN_ID = SearchAttributeKey.for_keyword("TechnicianId")
 SLA_BREACHED = SearchAttributeKey.for_bool("SlaBreached")
+# Set while a records or notification write of the order keeps failing; /readyz counts them.
+WRITES_STALLED = SearchAttributeKey.for_bool("WritesStalled")
 SEARCH_ATTRIBUTES: tuple[SearchAttributeKey[Any], ...] = (
     ORDER_STAGE,
     ORDER_PRIORITY,
@@ -724,4 +736,5 @@ SEARCH_ATTRIBUTES: tuple[SearchAttributeKey[Any], ...] = (
     ORDER_REGION,
     TECHNICIAN_ID,
     SLA_BREACHED,
+    WRITES_STALLED,
 )

@@ -37,6 +37,7 @@ SEARCH_ATTRIBUTES = {
     "OrderRegion": "Keyword",
     "TechnicianId": "Keyword",
     "SlaBreached": "Bool",
+    "WritesStalled": "Bool",
 }
 DEV_ROLES = ("staff", "technician", "customer", "supervisor", "auditor", "admin")
 STARTUP_SECONDS = 60

@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         ORDER_STAGE,
         SLA_BREACHED,
         TECHNICIAN_ID,
+        WRITES_STALLED,
         Acceptance,
         AcceptanceInput,
         Actor,
@@ -61,6 +62,7 @@ with workflow.unsafe.imports_passed_through():
         OrderInput,
         OrderOutcome,
         PartsInput,
+        PendingWrites,
         PricedItem,
         Priority,
         Quote,
@@ -90,12 +92,17 @@ from workflows.complaint import ComplaintWorkflow
 SYSTEM = "system"
 ArgT = TypeVar("ArgT")
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
-# The records store or a provider may be down for a while; effects wait, in order, until back.
+# The records store or a provider may be down for a while: the engine retries an effect for a
+# few minutes; one that still fails, or that the store refuses outright, comes back to the
+# order, which shows the write stalled and tries it again after a pause, in order, until it
+# succeeds. Its retries stay visible on the order and in /readyz rather than silent.
 EFFECT_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     maximum_interval=timedelta(minutes=1),
+    maximum_attempts=10,
     non_retryable_error_types=["UndeliverableNotification"],
 )
+STALLED_WRITE_PAUSE = timedelta(minutes=10)
 WARRANTY_REMINDER_BEFORE = timedelta(days=7)
 # Patch ids: orders started before these changes replay without them.
 OFFER_LOOP = "offer-loop"
@@ -127,6 +134,12 @@ def forbidden(action: str, reason: str) -> ApplicationError:
     return ApplicationError(f"cannot {action}: {reason}", type="Forbidden", non_retryable=True)
 
 
+def undeliverable(error: ActivityError) -> bool:
+    """A message that no retry can deliver: it is written off on the timeline, not retried."""
+    cause = error.cause
+    return isinstance(cause, ApplicationError) and cause.type == "UndeliverableNotification"
+
+
 def too_many(action: str, reason: str) -> ApplicationError:
     return ApplicationError(f"cannot {action}: {reason}", type="TooMany", non_retryable=True)
 
@@ -155,7 +168,10 @@ class RepairOrderWorkflow:
         )
         self._records: deque[RecordInput] = deque()
         self._messages: deque[NotificationInput] = deque()
-        self._published: dict[str, Any] = {}
+        # A stall sets WritesStalled and its end unsets it; orders that never stalled never
+        # write it (nor did orders booked before it existed).
+        self._published: dict[str, Any] = {WRITES_STALLED.name: None}
+        self._stalled: dict[str, datetime] = {}  # writer (activity name) -> failing since
         self._lock = asyncio.Lock()
         self._background: set[asyncio.Task[None]] = set()
         self._started = False
@@ -345,7 +361,12 @@ class RepairOrderWorkflow:
 
     @workflow.query
     def details(self) -> Order:
-        return self.order
+        pending = PendingWrites(
+            records=len(self._records),
+            notifications=len(self._messages),
+            stalled_since=min(self._stalled.values(), default=None),
+        )
+        return self.order.model_copy(update={"pending_writes": pending})
 
     # ---- booking and dispatch ----------------------------------------------------------------
 
@@ -1151,6 +1172,7 @@ class RepairOrderWorkflow:
             (ORDER_REGION, self.order.region),
             (TECHNICIAN_ID, self.order.technician_id),
             (SLA_BREACHED, self.order.sla_breached),
+            (WRITES_STALLED, True if self._stalled else None),
         ]
         changed = [
             (key, value) for key, value in current if self._published.get(key.name, ...) != value
@@ -1226,7 +1248,9 @@ class RepairOrderWorkflow:
         task.add_done_callback(self._background.discard)
 
     async def _drain(self, queue: "deque[Any]", activity: str) -> None:
-        """One writer per queue, in order: the event log is appended exactly as it happened."""
+        """One writer per queue, in order: the event log is appended exactly as it happened.
+        A write that keeps failing stays first in its queue, so nothing is lost or reordered:
+        the order shows it stalled (and WritesStalled is set) until a later try succeeds."""
         while True:
             await workflow.wait_condition(lambda: bool(queue))
             try:
@@ -1237,9 +1261,25 @@ class RepairOrderWorkflow:
                     retry_policy=EFFECT_RETRY,
                 )
             except ActivityError as error:
-                # Only a non-retryable failure ends up here: an undeliverable message.
+                if not undeliverable(error):
+                    self._stall(activity, error)
+                    await workflow.sleep(STALLED_WRITE_PAUSE)
+                    continue
                 self._log(SYSTEM, "notification failed", f"{queue[0].template}: {error.cause}")
             queue.popleft()
+            if self._stalled.pop(activity, None) is not None:
+                workflow.logger.info("write resumed", extra={"activity": activity})
+                self._publish()
+
+    def _stall(self, activity: str, error: ActivityError) -> None:
+        if activity not in self._stalled:
+            self._stalled[activity] = workflow.now()
+            self._publish()
+        # The error names the event or message and the kind of failure, never its values.
+        workflow.logger.warning(
+            "write stalled; tried again later",
+            extra={"activity": activity, "error": str(error.cause)},
+        )
 
     def _local(self, moment: datetime) -> str:
         return local_time_text(moment, self.policy)

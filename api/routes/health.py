@@ -20,23 +20,30 @@ async def liveness() -> dict[str, str]:
 @router.get("/readyz")
 async def readiness(request: Request, temporal: TemporalDep, settings: SettingsDep) -> JSONResponse:
     """Ready when both the workflow engine and the records store answer. Also says how many
-    running workflows (orders, claims, complaints) have a workflow task that keeps failing:
-    such an order is stuck until the worker can run it, and needs an operator, not a retry."""
+    running workflows (orders, claims, complaints) have a workflow task that keeps failing
+    (such an order is stuck until the worker can run it, and needs an operator, not a retry),
+    and how many orders have a records or notification write that keeps failing (their
+    events wait, in order, and are written once the cause is gone)."""
     down = []
-    failing: int | None = None
+    counts: dict[str, int | None] = {
+        # The engine marks a workflow whose task failed repeatedly with this search attribute.
+        "workflows_with_failing_task": None,
+        "orders_with_stalled_writes": None,
+    }
     try:
         await temporal.service_client.check_health()
     except Exception:
         down.append("workflow engine")
     else:
-        # The engine marks a workflow whose task failed repeatedly with this search attribute;
-        # an engine that cannot count them leaves the number unknown (null), not the API down.
-        query = (
-            f"TaskQueue = {json.dumps(settings.task_queue)} AND ExecutionStatus = 'Running' "
-            "AND TemporalReportedProblems IS NOT NULL"
-        )
-        with suppress(RPCError):
-            failing = (await temporal.count_workflows(query)).count
+        running = f"TaskQueue = {json.dumps(settings.task_queue)} AND ExecutionStatus = 'Running'"
+        conditions = {
+            "workflows_with_failing_task": "TemporalReportedProblems IS NOT NULL",
+            "orders_with_stalled_writes": "WritesStalled = true",
+        }
+        for name, condition in conditions.items():
+            # An engine that cannot count them leaves the number unknown (null), not the API down.
+            with suppress(RPCError):
+                counts[name] = (await temporal.count_workflows(f"{running} AND {condition}")).count
     try:
         async with request.app.state.engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
@@ -44,4 +51,4 @@ async def readiness(request: Request, temporal: TemporalDep, settings: SettingsD
         down.append("database")
     if down:
         return problem(503, "Service Unavailable", f"unreachable: {', '.join(down)}")
-    return JSONResponse({"status": "ready", "workflows_with_failing_task": failing})
+    return JSONResponse({"status": "ready", **counts})

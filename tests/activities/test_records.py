@@ -1,9 +1,11 @@
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import col, select
 from temporalio import activity, workflow
@@ -13,6 +15,7 @@ from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.records import RecordActivities
+from core.db import create_engine
 from models.catalog import Category
 from models.order import (
     Channel,
@@ -26,6 +29,7 @@ from models.order import (
     WarrantyStatus,
 )
 from models.records import GENESIS_HASH, ComplaintRow, EventRow, OrderRow, first_broken_seq
+from tests.store_faults import accept_events, refuse_events_from
 
 BOOKED_AT = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
 
@@ -177,6 +181,40 @@ class TestRecordOrderEvent:
         (row,) = await order_rows(engine)
         assert (row.stage, row.last_seq) == ("cancelled", 3)
         assert [seq for _, seq, _ in await logged_events(engine)] == [1, 2, 3]
+
+    async def test_values_the_store_refuses_are_rejected_without_a_trace(
+        self, engine: AsyncEngine
+    ) -> None:
+        """An event the database refuses fails as "RecordRejected", not retryable, naming the
+        event but none of its values; nothing of it is written, and once the store accepts it
+        again the same event lands in its place."""
+        activities = RecordActivities(engine)
+        await record(activities, create_record_input(1, Stage.BOOKED))
+        await refuse_events_from(engine, 2)
+        with pytest.raises(ApplicationError) as refused:
+            await record(activities, create_record_input(2, Stage.DISPATCHING, region="minhang"))
+        assert refused.value.type == "RecordRejected"
+        assert refused.value.non_retryable
+        assert "event 2 of order RF261120-ABC123" in str(refused.value)
+        for value in ("Li Wei", "138 0013", "minhang", "refused by the test"):
+            assert value not in str(refused.value)
+        (row,) = await order_rows(engine)
+        assert (row.stage, row.region, row.last_seq) == ("booked", "pudong", 1)
+
+        await accept_events(engine)
+        await record(activities, create_record_input(2, Stage.DISPATCHING, region="minhang"))
+        (row,) = await order_rows(engine)
+        assert (row.stage, row.region, row.last_seq) == ("dispatching", "minhang", 2)
+        assert [seq for _, seq, _ in await logged_events(engine)] == [1, 2]
+
+    async def test_an_unreachable_store_is_retried(self, tmp_path: Path) -> None:
+        """A store that cannot be reached is an error a retry can fix: it stays retryable."""
+        missing = create_engine(f"sqlite:///{tmp_path / 'no such directory' / 'records.db'}")
+        try:
+            with pytest.raises(OperationalError):
+                await record(RecordActivities(missing), create_record_input(1, Stage.BOOKED))
+        finally:
+            await missing.dispose()
 
     async def test_events_are_chained_by_hash(self, engine: AsyncEngine) -> None:
         """Each event carries its own hash and its predecessor's; the order row holds the head."""

@@ -1,0 +1,93 @@
+"""An order whose records writes keep failing is not silent: reading it shows how many of its
+events wait and since when, and /readyz counts it. (That the write resumes by itself once the
+store accepts it again is tested on the time-skipping server, tests/workflows/
+test_stalled_writes.py: here it would take the real ten minutes of the pause.)"""
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import httpx
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from activities.dispatch import DispatchActivities
+from activities.notifications import NotificationActivities
+from activities.records import RecordActivities
+from api.main import create_app
+from core.db import create_engine, prepare_schema
+from core.settings import Settings
+from tests.api.conftest import serve
+from tests.factories import create_booking_json
+from tests.store_faults import refuse_events_from
+from worker import build_worker
+
+Auth = Callable[..., dict[str, str]]
+
+
+@pytest.fixture
+async def refusing_api(
+    dev_server_env: WorkflowEnvironment, settings: Settings, tmp_path: Path
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The real app and worker on a task queue of their own, with a records store that
+    refuses every event after an order's first."""
+    own = settings.model_copy(
+        update={
+            "task_queue": f"stalled-{uuid.uuid4().hex[:8]}",
+            "database_url": f"sqlite:///{tmp_path / 'records.db'}",
+        }
+    )
+    engine = create_engine(own.database_url)
+    await prepare_schema(engine)
+    await refuse_events_from(engine, 2)
+    worker = build_worker(
+        dev_server_env.client,
+        own,
+        RecordActivities(engine),
+        NotificationActivities(engine),
+        DispatchActivities(engine),
+    )
+    try:
+        async with worker:
+            async for http in serve(create_app(own)):
+                yield http
+    finally:
+        await engine.dispose()
+
+
+async def test_an_order_whose_records_writes_fail_says_so_and_readiness_counts_it(
+    refusing_api: httpx.AsyncClient, auth: Auth
+) -> None:
+    ready = await refusing_api.get("/readyz")
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["orders_with_stalled_writes"] == 0
+
+    booking = create_booking_json()
+    booked = await refusing_api.post("/v1/orders", json=booking, headers=auth("staff"))
+    assert booked.status_code == 201, booked.text
+    url = f"/v1/orders/{booked.json()['order_id']}"
+
+    pending: dict[str, object] = {}
+    for _ in range(150):
+        answer = await refusing_api.get(url, headers=auth("staff"))
+        assert answer.status_code == 200, answer.text
+        pending = answer.json()["pending_writes"]
+        if pending["stalled_since"]:
+            break
+        await asyncio.sleep(0.2)
+    timeline = answer.json()["timeline"]
+    assert pending["stalled_since"] is not None
+    assert pending["records"] == len(timeline) - 1 >= 1
+
+    # The order's list row stops at the event before the refused one, as the store has it.
+    listed = await refusing_api.get("/v1/orders", headers=auth("staff"))
+    assert [item["stage"] for item in listed.json()["items"]] == ["booked"]
+
+    stalled = None
+    for _ in range(150):
+        stalled = (await refusing_api.get("/readyz")).json()["orders_with_stalled_writes"]
+        if stalled:
+            break
+        await asyncio.sleep(0.2)
+    assert stalled == 1
