@@ -60,6 +60,12 @@ class TooMany(ProblemError):
     status, title = 429, "Too Many Requests"
 
 
+class ActionFailed(ProblemError):
+    """An accepted action failed inside the service (a bug): that action only, not the order."""
+
+    status, title = 500, "Action Failed"
+
+
 class Unavailable(ProblemError):
     status, title = 503, "Service Unavailable"
 
@@ -94,6 +100,8 @@ def engine_errors(not_found: str = "no such order") -> Iterator[None]:
             raise Forbidden(cause.message) from error
         if isinstance(cause, ApplicationError) and cause.type == "TooMany":
             raise TooMany(cause.message) from error
+        if isinstance(cause, ApplicationError) and cause.type == "ActionFailed":
+            raise ActionFailed(cause.message) from error
         if isinstance(cause, ApplicationError):
             raise Conflict(cause.message) from error
         raise

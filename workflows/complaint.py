@@ -15,6 +15,8 @@ from typing import Literal
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
+from workflows.actions import failing_only_the_action
+
 with workflow.unsafe.imports_passed_through():
     from models.complaint import (
         COMPLAINT_ACTION_ROLES,
@@ -162,11 +164,13 @@ class ComplaintWorkflow:
 
     @workflow.update
     async def acknowledge(self, input: ActorInput) -> Complaint:
-        self.complaint.state = ComplaintState.ACKNOWLEDGED
-        self.complaint.acknowledged_at = workflow.now()
-        self._log(str(input.actor), "acknowledged")
-        self._tell_order("acknowledged", f"at tier {self.complaint.tier}", update="acknowledged")
-        return self.complaint
+        with failing_only_the_action("acknowledge"):
+            self.complaint.state = ComplaintState.ACKNOWLEDGED
+            self.complaint.acknowledged_at = workflow.now()
+            self._log(str(input.actor), "acknowledged")
+            detail = f"at tier {self.complaint.tier}"
+            self._tell_order("acknowledged", detail, update="acknowledged")
+            return self.complaint
 
     @acknowledge.validator
     def _may_acknowledge(self, input: ActorInput) -> None:
@@ -176,19 +180,20 @@ class ComplaintWorkflow:
 
     @workflow.update
     async def resolve(self, input: ResolveInput) -> Complaint:
-        complaint = self.complaint
-        now = workflow.now()
-        complaint.acknowledged_at = complaint.acknowledged_at or now
-        complaint.state = ComplaintState.RESOLVED
-        complaint.resolved_at = now
-        complaint.resolution = input.resolution
-        complaint.compensation = input.compensation
-        detail = input.resolution
-        if input.compensation is not None:
-            detail += f" (compensation {input.compensation} {self.policy.charges.currency})"
-        self._log(str(input.actor), "resolved", detail)
-        self._tell_order("resolved", detail, update="resolved")
-        return complaint
+        with failing_only_the_action("resolve"):
+            complaint = self.complaint
+            now = workflow.now()
+            complaint.acknowledged_at = complaint.acknowledged_at or now
+            complaint.state = ComplaintState.RESOLVED
+            complaint.resolved_at = now
+            complaint.resolution = input.resolution
+            complaint.compensation = input.compensation
+            detail = input.resolution
+            if input.compensation is not None:
+                detail += f" (compensation {input.compensation} {self.policy.charges.currency})"
+            self._log(str(input.actor), "resolved", detail)
+            self._tell_order("resolved", detail, update="resolved")
+            return complaint
 
     @resolve.validator
     def _may_resolve(self, input: ResolveInput) -> None:
@@ -200,27 +205,32 @@ class ComplaintWorkflow:
     async def follow_up(self, input: FollowUpInput) -> Complaint:
         """The customer's answer on the call-back: satisfied closes it; unsatisfied reopens it
         one tier higher, with fresh deadlines for its new owner."""
-        complaint = self.complaint
-        comment = f": {input.comment}" if input.comment else ""
-        if input.satisfied:
-            complaint.state = ComplaintState.CLOSED
-            complaint.closed_at = workflow.now()
-            self._log(str(input.actor), "closed", f"customer satisfied{comment}")
-            self._tell_order("closed", f"customer satisfied{comment}", update="closed")
+        with failing_only_the_action("follow up"):
+            complaint = self.complaint
+            comment = f": {input.comment}" if input.comment else ""
+            if input.satisfied:
+                complaint.state = ComplaintState.CLOSED
+                complaint.closed_at = workflow.now()
+                self._log(str(input.actor), "closed", f"customer satisfied{comment}")
+                self._tell_order("closed", f"customer satisfied{comment}", update="closed")
+                return complaint
+            complaint.tier = min(complaint.tier + 1, TOP_TIER)
+            complaint.state = ComplaintState.OPEN
+            complaint.deadlines = fresh_deadlines(workflow.now(), self.policy)
+            complaint.overdue = []
+            complaint.acknowledged_at = complaint.resolved_at = None
+            complaint.resolution = complaint.compensation = None
+            owner = TIER_OWNERS[complaint.tier]
+            detail = f"customer not satisfied{comment}; reopened at tier {complaint.tier} ({owner})"
+            self._log(str(input.actor), "reopened", detail)
+            self._tell_order(
+                "reopened",
+                detail,
+                escalated_to=owner,
+                reason="complaint_reopened",
+                update="reopened",
+            )
             return complaint
-        complaint.tier = min(complaint.tier + 1, TOP_TIER)
-        complaint.state = ComplaintState.OPEN
-        complaint.deadlines = fresh_deadlines(workflow.now(), self.policy)
-        complaint.overdue = []
-        complaint.acknowledged_at = complaint.resolved_at = None
-        complaint.resolution = complaint.compensation = None
-        owner = TIER_OWNERS[complaint.tier]
-        detail = f"customer not satisfied{comment}; reopened at tier {complaint.tier} ({owner})"
-        self._log(str(input.actor), "reopened", detail)
-        self._tell_order(
-            "reopened", detail, escalated_to=owner, reason="complaint_reopened", update="reopened"
-        )
-        return complaint
 
     @follow_up.validator
     def _may_follow_up(self, input: FollowUpInput) -> None:

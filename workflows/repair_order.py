@@ -87,6 +87,7 @@ with workflow.unsafe.imports_passed_through():
     from models.policy import Duration
     from models.technician import Candidate, CandidateQuery
 
+from workflows.actions import failing_only_the_action
 from workflows.complaint import ComplaintWorkflow
 
 SYSTEM = "system"
@@ -969,8 +970,8 @@ class RepairOrderWorkflow:
     @asynccontextmanager
     async def _acting(self, check: Callable[[ArgT], None], input: ArgT) -> AsyncIterator[None]:
         """Hold the order for one action. The action's checks run again once the lock is held:
-        the order may have moved on while the action waited for it (a refusal here fails the
-        one update, never the workflow task)."""
+        the order may have moved on while the action waited for it. A refusal here, or any
+        error in the action, fails the one update, never the workflow task."""
         async with self._lock:
             if self._recheck_under_lock:
                 # Checks against the clock are the validator's alone: workflow.now() may differ
@@ -980,7 +981,9 @@ class RepairOrderWorkflow:
                     check(input)
                 finally:
                     self._rechecking = False
-            yield
+            update = workflow.current_update_info()
+            with failing_only_the_action(update.name if update else "act"):
+                yield
 
     def _check_quote_decision(self, actor: Actor, action: str) -> None:
         self._check_caller(actor, action)
