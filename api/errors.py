@@ -26,6 +26,11 @@ PROBLEM_JSON = "application/problem+json"
 RETRY_AFTER_SECONDS = "5"
 
 
+# No body of this API comes near it; a larger one is refused before it is read, or as soon as
+# it passes the limit when it comes in chunks.
+MAX_BODY_BYTES = 64 * 1024
+
+
 class ProblemError(Exception):
     status = 500
     title = "Internal Server Error"
@@ -79,6 +84,12 @@ class OrderStuck(Unavailable):
 def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
     """The problem+json answers a route may give, for its OpenAPI `responses=`."""
     return {code: {"content": {PROBLEM_JSON: {}}, "description": "problem+json"} for code in codes}
+
+
+def content_too_large() -> JSONResponse:
+    return problem(
+        413, "Content Too Large", f"a request body may hold at most {MAX_BODY_BYTES} bytes"
+    )
 
 
 def problem(status: int, title: str, detail: str, **extra: object) -> JSONResponse:
@@ -148,6 +159,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, error: HTTPException) -> JSONResponse:
+        if error.status_code == 413:  # a body sent in chunks, found too large while read
+            return content_too_large()
         return problem(error.status_code, str(error.detail), str(error.detail))
 
     @app.exception_handler(OperationalError)

@@ -5,9 +5,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import structlog
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, HTTPException, Request, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import install_error_handlers, problem
+from api.errors import MAX_BODY_BYTES, content_too_large, install_error_handlers
 from api.routes import audit, complaints, health, orders, technicians
 from core.db import create_engine, prepare_schema
 from core.settings import Settings
@@ -17,8 +18,6 @@ log = structlog.get_logger("api")
 
 # A caller's request id is kept only when it is short and plain: it lands in every log line.
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
-# No body of this API comes near it; a larger one is refused before it is read.
-MAX_BODY_BYTES = 64 * 1024
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
@@ -59,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(technicians.router)
     app.include_router(complaints.router)
     app.include_router(audit.router)
+    app.add_middleware(BodyLimit)
 
     @app.middleware("http")
     async def request_context(
@@ -85,12 +85,36 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
+class BodyLimit:
+    """Counts a request body as it is read: one sent in chunks has no Content-Length to check
+    beforehand. Past the limit the read fails with a 413, which the error handlers answer as
+    problem+json. (FastAPI's own limit answers in plain text.)"""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > MAX_BODY_BYTES:
+                    raise HTTPException(413)
+            return message
+
+        await self.app(scope, counted, send)
+
+
 async def _within_limits(
     request: Request, call_next: Callable[[Request], Awaitable[Response]]
 ) -> Response:
     length = request.headers.get("content-length", "0")
     if not length.isdigit() or int(length) > MAX_BODY_BYTES:
-        return problem(
-            413, "Content Too Large", f"a request body may hold at most {MAX_BODY_BYTES} bytes"
-        )
+        return content_too_large()
     return await call_next(request)

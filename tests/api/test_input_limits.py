@@ -6,6 +6,7 @@ import asyncio
 import base64
 import json
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -129,6 +130,22 @@ class TestRequests:
         booking["padding"] = "y" * 70_000
         response = await api.post("/v1/orders", json=booking, headers=auth("staff"))
         problem(response, 413)
+
+    async def test_an_oversized_body_sent_in_chunks_is_413(
+        self, api: httpx.AsyncClient, auth: Auth
+    ) -> None:
+        """Without a Content-Length the body is counted as it comes, and refused past the limit."""
+
+        async def chunks() -> AsyncIterator[bytes]:
+            yield b'{"fault": {"description": "'
+            for _ in range(20):
+                yield b"y" * 8192
+            yield b'"}}'
+
+        headers = auth("staff") | {"Content-Type": "application/json"}
+        response = await api.post("/v1/orders", content=chunks(), headers=headers)
+        assert "content-length" not in response.request.headers
+        assert "65536 bytes" in problem(response, 413)["detail"]
 
     @pytest.mark.parametrize("given", ["a" * 65, "id with spaces", "id/../x"])
     async def test_an_odd_request_id_is_replaced(self, api: httpx.AsyncClient, given: str) -> None:
