@@ -103,9 +103,10 @@ class EventRow(SQLModel, table=True):
     order_id: str = Field(index=True, max_length=40)
     seq: int
     at: datetime = Field(sa_column=_utc_column())
-    actor: str = Field(max_length=200)
+    # Built from what people typed and from token subjects: unbounded, so no event is refused.
+    actor: str = Field(sa_column=Column(Text, nullable=False))
     action: str = Field(max_length=64)
-    detail: str = Field(default="", max_length=4000)
+    detail: str = Field(default="", sa_column=Column(Text, nullable=False))
     prev_hash: str = Field(max_length=64)  # `hash` of event seq - 1; GENESIS_HASH for seq 1
     hash: str = Field(max_length=64)  # event_hash(...) of this row's content and prev_hash
 

@@ -207,6 +207,19 @@ class TestRecordOrderEvent:
         assert (row.stage, row.region, row.last_seq) == ("dispatching", "minhang", 2)
         assert [seq for _, seq, _ in await logged_events(engine)] == [1, 2]
 
+    async def test_long_details_and_actors_are_recorded_whole(self, engine: AsyncEngine) -> None:
+        """A detail built from many long inputs (twenty 200-character part numbers) and a long
+        token subject fit the event log on both engines, and the chain covers them."""
+        input = create_record_input(1, Stage.BOOKED)
+        detail = ", ".join(f"1000 x {'P' * 199}{n}" for n in range(20))
+        actor = "staff:" + "s" * 300
+        event = input.event.model_copy(update={"detail": detail, "actor": actor})
+        await record(RecordActivities(engine), input.model_copy(update={"event": event}))
+        async with AsyncSession(engine) as session:
+            (row,) = await session.scalars(select(EventRow))
+        assert (len(row.detail), row.actor) == (len(detail), actor)
+        assert row.hash == row.content_hash()
+
     async def test_an_unreachable_store_is_retried(self, tmp_path: Path) -> None:
         """A store that cannot be reached is an error a retry can fix: it stays retryable."""
         missing = create_engine(f"sqlite:///{tmp_path / 'no such directory' / 'records.db'}")
