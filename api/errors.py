@@ -161,6 +161,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def http_error(_: Request, error: HTTPException) -> JSONResponse:
         if error.status_code == 413:  # a body sent in chunks, found too large while read
             return content_too_large()
+        if error.status_code == 400:  # FastAPI's answer to a body that is not UTF-8 JSON text
+            return problem(422, "Unprocessable Content", "the body is not JSON text in UTF-8")
         return problem(error.status_code, str(error.detail), str(error.detail))
 
     @app.exception_handler(OperationalError)

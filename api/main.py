@@ -8,6 +8,7 @@ import structlog
 from fastapi import FastAPI, HTTPException, Request, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api import openapi
 from api.errors import MAX_BODY_BYTES, content_too_large, install_error_handlers
 from api.routes import audit, complaints, health, orders, technicians
 from core.db import create_engine, prepare_schema
@@ -59,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(complaints.router)
     app.include_router(audit.router)
     app.add_middleware(BodyLimit)
+    openapi.install(app)
 
     @app.middleware("http")
     async def request_context(

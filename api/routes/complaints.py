@@ -174,7 +174,7 @@ async def act_on_complaint(
 @router.post(
     "/v1/orders/{order_id}/complaints",
     status_code=status.HTTP_201_CREATED,
-    responses=ACTION_PROBLEMS,
+    responses=ACTION_PROBLEMS | problems(429),
 )
 async def file_complaint(
     body: ComplaintBody,

@@ -674,7 +674,9 @@ async def answer_survey(
 
 
 @router.post(
-    "/{order_id}/warranty-claims", status_code=status.HTTP_201_CREATED, responses=ACTION_PROBLEMS
+    "/{order_id}/warranty-claims",
+    status_code=status.HTTP_201_CREATED,
+    responses=ACTION_PROBLEMS | problems(429),
 )
 async def claim_warranty(
     body: ClaimBody,
