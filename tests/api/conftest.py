@@ -3,6 +3,7 @@ SQLite records store."""
 
 import uuid
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,29 @@ async def serve(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://repairflow") as http:
             yield http
+
+
+@asynccontextmanager
+async def app_and_worker(
+    client: Client, settings: Settings
+) -> AsyncIterator[tuple[httpx.AsyncClient, AsyncEngine]]:
+    """The real app and a real worker on the task queue and records store of `settings` (the
+    store migrated first), for tests that need a service of their own."""
+    engine = create_engine(settings.database_url)
+    await prepare_schema(engine)
+    worker = build_worker(
+        client,
+        settings,
+        RecordActivities(engine),
+        NotificationActivities(engine),
+        DispatchActivities(engine),
+    )
+    try:
+        async with worker:
+            async for http in serve(create_app(settings)):
+                yield http, engine
+    finally:
+        await engine.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -12,16 +12,10 @@ import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from activities.dispatch import DispatchActivities
-from activities.notifications import NotificationActivities
-from activities.records import RecordActivities
-from api.main import create_app
-from core.db import create_engine, prepare_schema
 from core.settings import Settings
-from tests.api.conftest import serve
+from tests.api.conftest import app_and_worker
 from tests.factories import create_booking_json
 from tests.store_faults import refuse_events_from
-from worker import build_worker
 
 Auth = Callable[..., dict[str, str]]
 
@@ -38,22 +32,9 @@ async def refusing_api(
             "database_url": f"sqlite:///{tmp_path / 'records.db'}",
         }
     )
-    engine = create_engine(own.database_url)
-    await prepare_schema(engine)
-    await refuse_events_from(engine, 2)
-    worker = build_worker(
-        dev_server_env.client,
-        own,
-        RecordActivities(engine),
-        NotificationActivities(engine),
-        DispatchActivities(engine),
-    )
-    try:
-        async with worker:
-            async for http in serve(create_app(own)):
-                yield http
-    finally:
-        await engine.dispose()
+    async with app_and_worker(dev_server_env.client, own) as (http, engine):
+        await refuse_events_from(engine, 2)
+        yield http
 
 
 async def test_an_order_whose_records_writes_fail_says_so_and_readiness_counts_it(

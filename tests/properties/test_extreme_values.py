@@ -59,12 +59,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from activities.dispatch import DispatchActivities
-from activities.notifications import NotificationActivities
-from activities.records import RecordActivities
 from api.errors import MAX_BODY_BYTES
-from api.main import create_app
-from core.db import create_engine, prepare_schema
 from core.settings import Settings
 from core.tokens import mint_token
 from models.catalog import Category, CertificateType
@@ -85,8 +80,7 @@ from models.order import (
 )
 from models.policy import CENT, Policy
 from models.records import IdempotencyKeyRow, TechnicianRow
-from tests.api.conftest import AUTH_SECRET, serve
-from worker import build_worker
+from tests.api.conftest import AUTH_SECRET, app_and_worker
 
 Json = dict[str, Any]
 Headers = dict[str, str]
@@ -849,29 +843,16 @@ async def service(
         policy_file=policy_file,
     )
     assert own.policy == POLICY
-    engine = create_engine(records_url)
-    await prepare_schema(engine)
-    worker = build_worker(
-        dev_server_env.client,
-        own,
-        RecordActivities(engine),
-        NotificationActivities(engine),
-        DispatchActivities(engine),
-    )
-    try:
-        async with worker:
-            async for http in serve(create_app(own)):
-                # The longest id the registry holds.
-                technician_id = tiled(f"T-{uuid.uuid4().hex}_", TECHNICIAN_ID_MAX)
-                registered = await http.post(
-                    "/v1/technicians",
-                    json=technician_json(technician_id),
-                    headers=Service(http, dev_server_env.client, technician_id).by("admin"),
-                )
-                assert registered.status_code == 201, registered.text
-                yield Service(http, dev_server_env.client, technician_id)
-    finally:
-        await engine.dispose()
+    async with app_and_worker(dev_server_env.client, own) as (http, _):
+        # The longest id the registry holds.
+        technician_id = tiled(f"T-{uuid.uuid4().hex}_", TECHNICIAN_ID_MAX)
+        registered = await http.post(
+            "/v1/technicians",
+            json=technician_json(technician_id),
+            headers=Service(http, dev_server_env.client, technician_id).by("admin"),
+        )
+        assert registered.status_code == 201, registered.text
+        yield Service(http, dev_server_env.client, technician_id)
 
 
 # ---- driving an order ----------------------------------------------------------------------------

@@ -79,12 +79,13 @@ def known(service: Service) -> dict[str, str]:
 def schemathesis(
     service: Service, *options: str, config: Path | None = None, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """One schemathesis run against the service's schema; `config` is a schemathesis.toml."""
+    """One schemathesis run against the service's schema; `config` is a schemathesis.toml.
+    It runs in the service's data directory, where it keeps its cache, not in the sources."""
     program, *arguments = SCHEMATHESIS
     configured = ["--config-file", str(config)] if config else []
     return subprocess.run(  # noqa: S603 - the project's own schemathesis
         [program, *configured, *arguments, *options, f"{service.url}/openapi.json"],
-        cwd=ROOT,
+        cwd=service.data_dir,
         env=service.env | (env or {}),
         capture_output=True,
         text=True,
