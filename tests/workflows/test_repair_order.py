@@ -108,8 +108,14 @@ class RecordsSpy:
         self.queries.append(query)
         return [c for c in self.candidates if c.technician_id not in query.exclude]
 
+    # Event numbers the spy refuses once, as a store refuses a value it cannot hold.
+    refused: set[int] = field(default_factory=set)
+
     @activity.defn(name="record_order_event")
     async def record_order_event(self, input: RecordInput) -> None:
+        if input.event.seq in self.refused:
+            self.refused.discard(input.event.seq)
+            raise ApplicationError("refused by the spy", type="RecordRejected", non_retryable=True)
         self.written.append(input)
 
     @activity.defn(name="send_notification")

@@ -100,6 +100,16 @@ async def happy_path(harness: Harness) -> list[Handle]:
     return [handle]
 
 
+async def stalled_write(harness: Harness) -> list[Handle]:
+    """The records store refuses event 2 once: the order's writes stall, are tried again after
+    the pause while the repair goes on, and the order closes with every event written."""
+    harness.records.refused.add(2)
+    handle = await book(harness, "stalled_write", WarrantyStatus.IN_WARRANTY)
+    await repair(harness, handle)
+    await accept(handle)
+    return [handle]
+
+
 async def rework(harness: Harness) -> list[Handle]:
     """In warranty: the first repair is rejected, redone, accepted, and the order closes."""
     handle = await book(harness, "rework", WarrantyStatus.IN_WARRANTY)
@@ -191,6 +201,7 @@ SCENARIOS: dict[str, Scenario] = {
     "warranty_claim": warranty_claim,
     "cancellation": cancellation,
     "complaint": complaint,
+    "stalled_write": stalled_write,
 }
 FINAL = {"cancellation": Stage.CANCELLED}
 
