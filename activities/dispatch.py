@@ -7,28 +7,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import col, select
 from temporalio import activity
 
-from models.catalog import Category
+from core.queries import qualifications
 from models.order import OPEN_STAGES
 from models.records import OrderRow, TechnicianRow
 from models.technician import (
     Candidate,
     CandidateQuery,
-    Certificate,
-    Qualifications,
     TechnicianStatus,
     rank,
     unqualified_because,
 )
-
-
-def qualifications(row: TechnicianRow) -> Qualifications:
-    return Qualifications(
-        technician_id=row.id,
-        status=TechnicianStatus(row.status),
-        skills=tuple(Category(skill) for skill in row.skills),
-        regions=tuple(row.regions),
-        certificates=tuple(Certificate.model_validate(c) for c in row.certificates),
-    )
 
 
 async def open_orders(session: AsyncSession, technician_ids: list[str]) -> dict[str, int]:

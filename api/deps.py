@@ -15,8 +15,8 @@ from api.errors import Forbidden, NotFound, Unauthorized, Unavailable
 from api.orders import read_order
 from core.settings import Settings
 from core.tokens import KeysUnavailable, decode_token
+from models.actions import ACTIONS, Action
 from models.order import (
-    ACTION_ROLES,
     ORDER_ID_PATTERN,
     Actor,
     Order,
@@ -102,9 +102,9 @@ def role(*allowed: Role) -> Callable[[Actor], Actor]:
     return caller_with_role
 
 
-def may(action: str) -> Callable[[Actor], Actor]:
-    """The caller, if their role may take this order action (models.order.ACTION_ROLES)."""
-    return role(*sorted(ACTION_ROLES[action]))
+def may(action: Action) -> Callable[[Actor], Actor]:
+    """The caller, if their role may take this order action (models.actions)."""
+    return role(*sorted(ACTIONS[action].roles))
 
 
 def order_id_in_path(order_id: str) -> str:

@@ -10,7 +10,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import openapi
 from api.errors import MAX_BODY_BYTES, content_too_large, install_error_handlers
-from api.routes import audit, complaints, health, orders, technicians
+from api.routes import actions, audit, complaints, health, orders, technicians
 from core.db import create_engine, prepare_schema
 from core.settings import Settings
 from core.temporal import connect
@@ -56,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(orders.router)
+    app.include_router(actions.router)
     app.include_router(technicians.router)
     app.include_router(complaints.router)
     app.include_router(audit.router)

@@ -11,10 +11,17 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
-from temporalio.workflow import UpdateMethodMultiParam
 
-from api.errors import Conflict, NotFound, OrderStuck, Unavailable, engine_errors
+from api.errors import (
+    Conflict,
+    NotFound,
+    OrderStuck,
+    Unavailable,
+    Unprocessable,
+    engine_errors,
+)
 from core.settings import Settings
+from models.actions import ACTIONS, Action
 from models.order import (
     ORDER_CATEGORY,
     ORDER_PRIORITY,
@@ -26,10 +33,12 @@ from models.order import (
     Order,
     OrderInput,
     Stage,
+    TimeWindow,
     local_date,
     new_order_id,
     order_workflow_id,
     settle_warranty,
+    window_problem,
 )
 from models.records import IdempotencyKeyRow
 from workflows.repair_order import RepairOrderWorkflow
@@ -38,7 +47,6 @@ NEW_ID_ATTEMPTS = 5
 # As many failed tries of a workflow task as make the engine flag the workflow (the dev
 # command sets system.numConsecutiveWorkflowTaskProblemsToTriggerSearchAttribute to it).
 STUCK_AFTER_ATTEMPTS = 2
-ArgT = TypeVar("ArgT")
 ResultT = TypeVar("ResultT")
 
 
@@ -73,24 +81,37 @@ async def raise_if_stuck(handle: WorkflowHandle[Any, Any]) -> None:
 
 async def act_on_order(
     handle: WorkflowHandle[Any, Any],
-    update: UpdateMethodMultiParam[[RepairOrderWorkflow, ArgT], ResultT],
-    arg: ArgT,
-    action: str,
+    action: Action,
+    arg: BaseModel,
     *,
+    result_type: type[ResultT],
     update_id: str | None = None,
 ) -> ResultT:
     """Send the update; a repeated `update_id` returns the first call's result (the engine
     deduplicates updates by id), so a client's retry does not act twice."""
     try:
         with engine_errors():
-            return await handle.execute_update(update, arg, id=update_id)
+            result: ResultT = await handle.execute_update(
+                action.value, arg, id=update_id, result_type=result_type
+            )
+            return result
     except Unavailable:
         await raise_if_stuck(handle)
         raise
     except NotFound:
         # The engine answers "not found" for unknown orders and for finished ones alike.
         order = await read_order(handle)
-        raise Conflict(f"cannot {action}: order is {order.stage}; the order is finished") from None
+        raise Conflict(
+            f"cannot {ACTIONS[action].wording}: order is {order.stage}; the order is finished"
+        ) from None
+
+
+def check_window(window: TimeWindow, settings: Settings, field: str) -> None:
+    """A visit window that is not over yet and starts within the policy's booking horizon.
+    Checked here, not in the model: the workflow re-reads a booking long after "now"."""
+    if problem := window_problem(window, datetime.now(UTC), settings.policy):
+        part, reason = problem
+        raise Unprocessable(f"{field}.{part}: {reason}")
 
 
 def request_hash(body: BaseModel) -> str:

@@ -9,11 +9,10 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from models.actions import FOR_THE_CUSTOMER, STAFF_SIDE
 from models.fields import Money, ShortText, Text
 from models.order import (
     COMPLAINT_ID_PATTERN,
-    FOR_THE_CUSTOMER,
-    STAFF_SIDE,
     Actor,
     ComplaintSnapshot,
     ComplaintState,

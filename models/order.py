@@ -678,37 +678,6 @@ class ClaimCreated(Strict):
     claim_order_id: str
 
 
-STAFF_SIDE = frozenset({Role.STAFF, Role.SUPERVISOR})
-ON_THE_JOB = frozenset({Role.TECHNICIAN})
-FOR_THE_CUSTOMER = STAFF_SIDE | {Role.CUSTOMER}
-
-# Who may take each order action (api.md's Orders table); the API and the workflow both check.
-ACTION_ROLES: dict[str, frozenset[Role]] = {
-    "reschedule": FOR_THE_CUSTOMER,
-    "cancel": FOR_THE_CUSTOMER,
-    "assign": STAFF_SIDE,
-    "accept the offer": ON_THE_JOB,
-    "decline the offer": ON_THE_JOB,
-    "confirm appointment": ON_THE_JOB,
-    "check in": ON_THE_JOB,
-    "diagnose": ON_THE_JOB,
-    "approve the quote": FOR_THE_CUSTOMER,
-    "decline the quote": FOR_THE_CUSTOMER,
-    "request parts": ON_THE_JOB,
-    "record parts arrival": STAFF_SIDE | ON_THE_JOB,
-    "take to the workshop": ON_THE_JOB,
-    "return from the workshop": ON_THE_JOB,
-    "report a hazard": ON_THE_JOB,
-    "clear the hazard": frozenset({Role.SUPERVISOR}),
-    "submit the service record": ON_THE_JOB,
-    "complete": ON_THE_JOB,
-    "record acceptance": FOR_THE_CUSTOMER,
-    "answer the survey": FOR_THE_CUSTOMER,
-    "claim warranty": FOR_THE_CUSTOMER,
-    "file a complaint": FOR_THE_CUSTOMER,
-}
-
-
 def owns_order(actor: Actor, order_id: str) -> bool:
     """A customer's token opens their order and the warranty-claim orders made from it."""
     return actor.order_id is not None and (

@@ -18,6 +18,7 @@ from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from models.actions import ACTIONS, Action
     from models.complaint import (
         ComplaintEvent,
         ComplaintFiled,
@@ -28,8 +29,6 @@ with workflow.unsafe.imports_passed_through():
     )
     from models.notification import Contact, NotificationInput, Recipient, Template
     from models.order import (
-        ACTION_ROLES,
-        CANCELLABLE_STAGES,
         FINAL_STAGES,
         ORDER_CATEGORY,
         ORDER_PRIORITY,
@@ -113,7 +112,6 @@ RECHECK_UNDER_LOCK = "recheck-under-lock"
 # The shortest timer a deadline is waited out with: a deadline is always a timer, even one
 # already past, so that the commands never depend on the value of workflow.now().
 SHORTEST_WAIT = timedelta(milliseconds=1)
-ON_SITE_WORK = frozenset({Stage.ON_SITE, Stage.WAITING_PARTS, Stage.IN_WORKSHOP})
 # Escalation reasons are codes: the timeline shows them, the notification words them per locale.
 ESCALATING_CLOCKS = {
     Clock.RESPONSE: "response_overdue",
@@ -122,17 +120,23 @@ ESCALATING_CLOCKS = {
 }
 
 
-def refused(order: Order, action: str, reason: str) -> ApplicationError:
+def refused(order: Order, action: Action | str, reason: str) -> ApplicationError:
     """A refusal naming the stage and the reason; raised in validators, so nothing is written."""
     return ApplicationError(
-        f"cannot {action}: order is {order.stage}; {reason}",
+        f"cannot {wording(action)}: order is {order.stage}; {reason}",
         type="ActionRefused",
         non_retryable=True,
     )
 
 
-def forbidden(action: str, reason: str) -> ApplicationError:
-    return ApplicationError(f"cannot {action}: {reason}", type="Forbidden", non_retryable=True)
+def wording(action: Action | str) -> str:
+    return ACTIONS[action].wording if isinstance(action, Action) else action
+
+
+def forbidden(action: Action, reason: str) -> ApplicationError:
+    return ApplicationError(
+        f"cannot {wording(action)}: {reason}", type="Forbidden", non_retryable=True
+    )
 
 
 def undeliverable(error: ActivityError) -> bool:
@@ -141,8 +145,10 @@ def undeliverable(error: ActivityError) -> bool:
     return isinstance(cause, ApplicationError) and cause.type == "UndeliverableNotification"
 
 
-def too_many(action: str, reason: str) -> ApplicationError:
-    return ApplicationError(f"cannot {action}: {reason}", type="TooMany", non_retryable=True)
+def too_many(action: Action, reason: str) -> ApplicationError:
+    return ApplicationError(
+        f"cannot {wording(action)}: {reason}", type="TooMany", non_retryable=True
+    )
 
 
 @workflow.defn
@@ -393,9 +399,8 @@ class RepairOrderWorkflow:
 
     @reschedule.validator
     def _may_reschedule(self, input: WindowInput) -> None:
-        self._check_caller(input.actor, "reschedule")
-        self._check_stage("reschedule", CANCELLABLE_STAGES, "only before check-in")
-        self._check_window(input.window, "reschedule")
+        self._check(Action.RESCHEDULE, input.actor)
+        self._check_window(input.window, Action.RESCHEDULE)
 
     @workflow.update
     async def cancel(self, input: CancelInput) -> Order:
@@ -413,14 +418,12 @@ class RepairOrderWorkflow:
 
     @cancel.validator
     def _may_cancel(self, input: CancelInput) -> None:
-        self._check_caller(input.actor, "cancel")
         if self.order.stage == Stage.SAFETY_STOP and input.actor.role == Role.SUPERVISOR:
+            self._check_caller(input.actor, Action.CANCEL)
             return
-        self._check_stage(
-            "cancel", CANCELLABLE_STAGES, "an order can only be cancelled before check-in"
-        )
+        self._check(Action.CANCEL, input.actor)
         if self.order.needs_reassignment:
-            raise refused(self.order, "cancel", "the work was done; a supervisor reassigns it")
+            raise refused(self.order, Action.CANCEL, "the work was done; a supervisor reassigns it")
 
     @workflow.update
     async def assign(self, input: AssignInput) -> Order:
@@ -462,16 +465,16 @@ class RepairOrderWorkflow:
 
     @assign.validator
     def _may_assign(self, input: AssignInput) -> None:
-        self._check_caller(input.actor, "assign")
         if self.order.needs_reassignment:
+            self._check_caller(input.actor, Action.ASSIGN)
             if input.actor.role != Role.SUPERVISOR:
-                raise forbidden("assign", "after the rework limit only a supervisor reassigns")
+                raise forbidden(Action.ASSIGN, "after the rework limit only a supervisor reassigns")
         else:
-            self._check_stage(
-                "assign", {Stage.DISPATCHING, Stage.SCHEDULED}, "only before check-in"
-            )
+            self._check(Action.ASSIGN, input.actor)
         if input.technician_id == self.order.technician_id:
-            raise refused(self.order, "assign", f"it is already assigned to {input.technician_id}")
+            raise refused(
+                self.order, Action.ASSIGN, f"it is already assigned to {input.technician_id}"
+            )
 
     @workflow.update
     async def accept_offer(self, input: ActorInput) -> Order:
@@ -482,14 +485,14 @@ class RepairOrderWorkflow:
 
     @accept_offer.validator
     def _may_accept_offer(self, input: ActorInput) -> None:
-        self._check_offer_holder(input.actor, "accept the offer")
+        self._check_offer_holder(input.actor, Action.ACCEPT_OFFER)
 
     @workflow.update
     async def decline_offer(self, input: ReasonInput) -> Order:
         async with self._acting(self._may_decline_offer, input):
             offer = self.order.offer
             if offer is None:  # the validator, run again under the lock, makes sure
-                raise refused(self.order, "decline the offer", "no offer is open")
+                raise refused(self.order, Action.DECLINE_OFFER, "no offer is open")
             self.order.offer = None
             self.order.offered.append(offer.technician_id)
             self._log(str(input.actor), "offer declined", input.reason)
@@ -497,14 +500,13 @@ class RepairOrderWorkflow:
 
     @decline_offer.validator
     def _may_decline_offer(self, input: ReasonInput) -> None:
-        self._check_offer_holder(input.actor, "decline the offer")
+        self._check_offer_holder(input.actor, Action.DECLINE_OFFER)
 
-    def _check_offer_holder(self, actor: Actor, action: str) -> None:
-        if actor.role not in ACTION_ROLES[action]:
-            raise forbidden(action, f"role {actor.role} may not")
+    def _check_offer_holder(self, actor: Actor, action: Action) -> None:
+        self._check(action, actor)
         offer = self.order.offer
-        if self.order.stage != Stage.DISPATCHING or offer is None:
-            raise refused(self.order, action, "no offer is open")
+        if offer is None:
+            raise refused(self.order, action, ACTIONS[action].not_now)
         if actor.technician_id != offer.technician_id:
             raise forbidden(action, "the offer is held by another technician")
 
@@ -520,9 +522,8 @@ class RepairOrderWorkflow:
 
     @confirm_appointment.validator
     def _may_confirm_appointment(self, input: WindowInput) -> None:
-        self._check_caller(input.actor, "confirm appointment")
-        self._check_stage("confirm appointment", {Stage.SCHEDULED}, "the job must be assigned")
-        self._check_window(input.window, "confirm appointment")
+        self._check(Action.CONFIRM_APPOINTMENT, input.actor)
+        self._check_window(input.window, Action.CONFIRM_APPOINTMENT)
 
     # ---- on site ---------------------------------------------------------------------------
 
@@ -539,8 +540,7 @@ class RepairOrderWorkflow:
 
     @check_in.validator
     def _may_check_in(self, input: ActorInput) -> None:
-        self._check_caller(input.actor, "check in")
-        self._check_stage("check in", {Stage.SCHEDULED}, "the job must be assigned and not started")
+        self._check(Action.CHECK_IN, input.actor)
 
     @workflow.update
     async def diagnose(self, input: DiagnosisInput) -> Order:
@@ -562,12 +562,11 @@ class RepairOrderWorkflow:
 
     @diagnose.validator
     def _may_diagnose(self, input: DiagnosisInput) -> None:
-        self._check_caller(input.actor, "diagnose")
-        self._check_stage("diagnose", {Stage.ON_SITE}, "diagnosis happens on site")
+        self._check(Action.DIAGNOSE, input.actor)
         excluded = input.diagnosis.warranty_exclusion is not None
         covered = self.order.warranty.status == WarrantyStatus.IN_WARRANTY and not excluded
         if self.order.claim_of is None and not covered and input.quote is None:
-            raise refused(self.order, "diagnose", "a chargeable repair needs a quote")
+            raise refused(self.order, Action.DIAGNOSE, "a chargeable repair needs a quote")
         if input.quote is not None:
             for item in input.quote.items:
                 if item.amount is None and item.description not in self.policy.charges.labour:
@@ -588,7 +587,7 @@ class RepairOrderWorkflow:
 
     @approve_quote.validator
     def _may_approve_quote(self, input: ActorInput) -> None:
-        self._check_quote_decision(input.actor, "approve the quote")
+        self._check_quote_decision(input.actor, Action.APPROVE_QUOTE)
 
     @workflow.update
     async def decline_quote(self, input: ActorInput) -> Order:
@@ -611,7 +610,7 @@ class RepairOrderWorkflow:
 
     @decline_quote.validator
     def _may_decline_quote(self, input: ActorInput) -> None:
-        self._check_quote_decision(input.actor, "decline the quote")
+        self._check_quote_decision(input.actor, Action.DECLINE_QUOTE)
 
     @workflow.update
     async def request_parts(self, input: PartsInput) -> Order:
@@ -625,8 +624,7 @@ class RepairOrderWorkflow:
 
     @request_parts.validator
     def _may_request_parts(self, input: PartsInput) -> None:
-        self._check_caller(input.actor, "request parts")
-        self._check_stage("request parts", {Stage.ON_SITE}, "parts are requested on site")
+        self._check(Action.REQUEST_PARTS, input.actor)
 
     @workflow.update
     async def parts_arrived(self, input: ActorInput) -> Order:
@@ -638,8 +636,7 @@ class RepairOrderWorkflow:
 
     @parts_arrived.validator
     def _may_record_parts_arrival(self, input: ActorInput) -> None:
-        self._check_caller(input.actor, "record parts arrival")
-        self._check_stage("record parts arrival", {Stage.WAITING_PARTS}, "no parts are awaited")
+        self._check(Action.PARTS_ARRIVED, input.actor)
 
     @workflow.update
     async def to_workshop(self, input: ActorInput) -> Order:
@@ -651,8 +648,7 @@ class RepairOrderWorkflow:
 
     @to_workshop.validator
     def _may_take_to_workshop(self, input: ActorInput) -> None:
-        self._check_caller(input.actor, "take to the workshop")
-        self._check_stage("take to the workshop", {Stage.ON_SITE}, "the device is taken from site")
+        self._check(Action.TO_WORKSHOP, input.actor)
 
     @workflow.update
     async def back_from_workshop(self, input: ActorInput) -> Order:
@@ -664,10 +660,7 @@ class RepairOrderWorkflow:
 
     @back_from_workshop.validator
     def _may_return_from_workshop(self, input: ActorInput) -> None:
-        self._check_caller(input.actor, "return from the workshop")
-        self._check_stage(
-            "return from the workshop", {Stage.IN_WORKSHOP}, "it is not in the workshop"
-        )
+        self._check(Action.BACK_FROM_WORKSHOP, input.actor)
 
     @workflow.update
     async def report_hazard(self, input: HazardInput) -> Order:
@@ -681,8 +674,7 @@ class RepairOrderWorkflow:
 
     @report_hazard.validator
     def _may_report_hazard(self, input: HazardInput) -> None:
-        self._check_caller(input.actor, "report a hazard")
-        self._check_stage("report a hazard", {Stage.ON_SITE}, "a hazard is reported on site")
+        self._check(Action.REPORT_HAZARD, input.actor)
 
     @workflow.update
     async def clear_hazard(self, input: NoteInput) -> Order:
@@ -694,8 +686,7 @@ class RepairOrderWorkflow:
 
     @clear_hazard.validator
     def _may_clear_hazard(self, input: NoteInput) -> None:
-        self._check_caller(input.actor, "clear the hazard")
-        self._check_stage("clear the hazard", {Stage.SAFETY_STOP}, "there is no safety stop")
+        self._check(Action.CLEAR_HAZARD, input.actor)
 
     @workflow.update
     async def submit_service_record(self, input: ServiceRecordInput) -> Order:
@@ -706,8 +697,7 @@ class RepairOrderWorkflow:
 
     @submit_service_record.validator
     def _may_submit_service_record(self, input: ServiceRecordInput) -> None:
-        self._check_caller(input.actor, "submit the service record")
-        self._check_stage("submit the service record", {Stage.ON_SITE}, "it is written on site")
+        self._check(Action.SUBMIT_SERVICE_RECORD, input.actor)
 
     @workflow.update
     async def complete(self, input: ActorInput) -> Order:
@@ -722,15 +712,16 @@ class RepairOrderWorkflow:
 
     @complete.validator
     def _may_complete(self, input: ActorInput) -> None:
-        self._check_caller(input.actor, "complete")
-        self._check_stage("complete", {Stage.ON_SITE}, "work is finished on site")
+        self._check(Action.COMPLETE, input.actor)
         if self.order.service_record is None:
-            raise refused(self.order, "complete", "the service record is missing")
+            raise refused(self.order, Action.COMPLETE, "the service record is missing")
         quote = self.order.quote
         if quote is not None and quote.status != QuoteStatus.APPROVED:
-            raise refused(self.order, "complete", "the quote is not approved by the customer")
+            raise refused(self.order, Action.COMPLETE, "the quote is not approved by the customer")
         if self.order.chargeable and quote is None:
-            raise refused(self.order, "complete", "a chargeable repair needs an approved quote")
+            raise refused(
+                self.order, Action.COMPLETE, "a chargeable repair needs an approved quote"
+            )
 
     # ---- acceptance, survey, warranty ---------------------------------------------------------
 
@@ -745,12 +736,10 @@ class RepairOrderWorkflow:
 
     @record_acceptance.validator
     def _may_record_acceptance(self, input: AcceptanceInput) -> None:
-        self._check_caller(input.actor, "record acceptance")
         if self.order.acceptance is not None and self.order.stage != Stage.AWAITING_ACCEPTANCE:
-            raise refused(self.order, "record acceptance", "the work was already accepted")
-        self._check_stage(
-            "record acceptance", {Stage.AWAITING_ACCEPTANCE}, "the work is not finished"
-        )
+            self._check_caller(input.actor, Action.RECORD_ACCEPTANCE)
+            raise refused(self.order, Action.RECORD_ACCEPTANCE, "the work was already accepted")
+        self._check(Action.RECORD_ACCEPTANCE, input.actor)
 
     @workflow.update
     async def answer_survey(self, input: SurveyInput) -> Order:
@@ -767,10 +756,9 @@ class RepairOrderWorkflow:
 
     @answer_survey.validator
     def _may_answer_survey(self, input: SurveyInput) -> None:
-        self._check_caller(input.actor, "answer the survey")
-        self._check_stage("answer the survey", {Stage.IN_WARRANTY}, "the work is not accepted yet")
+        self._check(Action.ANSWER_SURVEY, input.actor)
         if self.order.survey is not None:
-            raise refused(self.order, "answer the survey", "the survey was already answered")
+            raise refused(self.order, Action.ANSWER_SURVEY, "the survey was already answered")
 
     @workflow.update
     async def claim_warranty(self, input: ClaimInput) -> ClaimCreated:
@@ -790,16 +778,15 @@ class RepairOrderWorkflow:
 
     @claim_warranty.validator
     def _may_claim_warranty(self, input: ClaimInput) -> None:
-        self._check_caller(input.actor, "claim warranty")
-        self._check_stage(
-            "claim warranty", {Stage.IN_WARRANTY}, "claims are made in the warranty window"
-        )
+        self._check(Action.CLAIM_WARRANTY, input.actor)
         ends_at = self.order.warranty_window_ends_at
         if not self._rechecking and ends_at is not None and workflow.now() >= ends_at:
-            raise refused(self.order, "claim warranty", f"the warranty window ended at {ends_at}")
+            raise refused(
+                self.order, Action.CLAIM_WARRANTY, f"the warranty window ended at {ends_at}"
+            )
         limit = self.policy.limits.warranty_claims_per_order
         if len(self.order.claims) >= limit:
-            raise too_many("claim warranty", f"an order takes at most {limit} warranty claims")
+            raise too_many(Action.CLAIM_WARRANTY, f"an order takes at most {limit} warranty claims")
 
     # ---- complaints ------------------------------------------------------------------------
 
@@ -833,9 +820,7 @@ class RepairOrderWorkflow:
 
     @file_complaint.validator
     def _may_file_complaint(self, input: FileComplaintInput) -> None:
-        self._check_caller(input.actor, "file a complaint")
-        if self.order.stage in FINAL_STAGES:
-            raise refused(self.order, "file a complaint", "the order is finished")
+        self._check(Action.FILE_COMPLAINT, input.actor)
         limit = self.policy.complaint.per_order_per_day
         today = local_date(workflow.now(), self.policy)
         filed_today = sum(
@@ -845,7 +830,9 @@ class RepairOrderWorkflow:
             and local_date(complaint.filed_at, self.policy) == today
         )
         if not self._rechecking and filed_today >= limit:
-            raise too_many("file a complaint", f"an order takes at most {limit} complaints a day")
+            raise too_many(
+                Action.FILE_COMPLAINT, f"an order takes at most {limit} complaints a day"
+            )
 
     @workflow.signal
     def complaint_changed(self, event: ComplaintEvent) -> None:
@@ -938,24 +925,32 @@ class RepairOrderWorkflow:
             claim_of=self.order.order_id,
         )
 
-    def _check_caller(self, actor: Actor, action: str) -> None:
-        """The API checks roles too; this holds even for a caller that goes around it."""
-        if actor.role not in ACTION_ROLES[action]:
-            raise forbidden(action, f"role {actor.role} may not")
-        if actor.role == Role.CUSTOMER and not owns_order(actor, self.order.order_id):
-            raise forbidden(action, "not this customer's order")
-        if actor.role == Role.TECHNICIAN and actor.technician_id != self.order.technician_id:
-            raise forbidden(action, "the order is not assigned to this technician")
-
-    def _check_stage(self, action: str, allowed: set[Stage] | frozenset[Stage], why: str) -> None:
-        if self.order.closing is not None:
+    def _check(self, action: Action, actor: Actor) -> None:
+        """The caller may take the action (models.actions), and the order is in a stage for it."""
+        rule = ACTIONS[action]
+        self._check_caller(actor, action)
+        if self.order.closing is not None and not rule.while_closing:
             raise refused(
                 self.order, action, f"{self.order.closing}; it closes once complaints are closed"
             )
-        if self.order.stage not in allowed:
-            raise refused(self.order, action, why)
+        if self.order.stage not in rule.stages:
+            raise refused(self.order, action, rule.not_now)
 
-    def _check_window(self, window: TimeWindow, action: str) -> None:
+    def _check_caller(self, actor: Actor, action: Action) -> None:
+        """The API checks roles too; this holds even for a caller that goes around it."""
+        rule = ACTIONS[action]
+        if actor.role not in rule.roles:
+            raise forbidden(action, f"role {actor.role} may not")
+        if actor.role == Role.CUSTOMER and not owns_order(actor, self.order.order_id):
+            raise forbidden(action, "not this customer's order")
+        if (
+            rule.by_holder
+            and actor.role == Role.TECHNICIAN
+            and actor.technician_id != self.order.technician_id
+        ):
+            raise forbidden(action, "the order is not assigned to this technician")
+
+    def _check_window(self, window: TimeWindow, action: Action) -> None:
         """Not over yet, nor starting further ahead than the policy's booking horizon."""
         if self._rechecking:
             return
@@ -985,9 +980,8 @@ class RepairOrderWorkflow:
             with failing_only_the_action(update.name if update else "act"):
                 yield
 
-    def _check_quote_decision(self, actor: Actor, action: str) -> None:
-        self._check_caller(actor, action)
-        self._check_stage(action, ON_SITE_WORK, "the quote is decided during the visit")
+    def _check_quote_decision(self, actor: Actor, action: Action) -> None:
+        self._check(action, actor)
         if self.order.quote is None or self.order.quote.status != QuoteStatus.PENDING:
             raise refused(self.order, action, "there is no quote waiting for an answer")
 

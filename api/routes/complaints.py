@@ -19,9 +19,11 @@ from temporalio.workflow import UpdateMethodMultiParam
 from api.deps import CallerDep, OrderHandle, SessionDep, TemporalDep, may, role
 from api.errors import Conflict, Forbidden, NotFound, Unprocessable, engine_errors, problems
 from api.orders import act_on_order, update_id_for_key
+from models.actions import Action
 from models.complaint import (
     Complaint,
     ComplaintDeadlines,
+    ComplaintFiled,
     ComplaintFiling,
     FileComplaintInput,
     FollowUpInput,
@@ -39,7 +41,6 @@ from models.order import (
 )
 from models.records import ComplaintRow
 from workflows.complaint import ComplaintWorkflow
-from workflows.repair_order import RepairOrderWorkflow
 
 router = APIRouter(tags=["complaints"])
 ArgT = TypeVar("ArgT")
@@ -179,7 +180,7 @@ async def act_on_complaint(
 async def file_complaint(
     body: ComplaintBody,
     handle: OrderHandle,
-    caller: Annotated[Actor, Depends(may("file a complaint"))],
+    caller: Annotated[Actor, Depends(may(Action.FILE_COMPLAINT))],
     session: SessionDep,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> ComplaintCreated:
@@ -188,9 +189,9 @@ async def file_complaint(
     filing = ComplaintFiling(**body.model_dump())
     filed = await act_on_order(
         handle,
-        RepairOrderWorkflow.file_complaint,
+        Action.FILE_COMPLAINT,
         FileComplaintInput(actor=caller, filing=filing),
-        "file a complaint",
+        result_type=ComplaintFiled,
         update_id=await update_id_for_key(
             session, "file-complaint", handle.id, idempotency_key, body
         ),

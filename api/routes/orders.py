@@ -5,76 +5,42 @@ import base64
 import binascii
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Depends, Header, Query, Response, status
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationInfo,
-    field_validator,
 )
 from sqlalchemy import and_, or_
 from sqlmodel import col, select
-from temporalio.client import WorkflowHandle
-from temporalio.workflow import UpdateMethodMultiParam
 
-from activities.dispatch import qualifications
 from api.deps import (
-    OrderHandle,
     OrderId,
     SessionDep,
     SettingsDep,
     TemporalDep,
     VisibleOrder,
-    may,
     role,
 )
-from api.errors import Conflict, Forbidden, NotFound, Unprocessable, problems
-from api.orders import act_on_order, book, read_order, update_id_for_key
-from api.views import BookingCreated, ClaimCreatedPublic, OrderPublic, order_view, warranty_view
-from core.settings import Settings
+from api.errors import Forbidden, NotFound, Unprocessable, problems
+from api.orders import book, check_window, read_order
+from api.views import BookingCreated, OrderPublic, order_view, warranty_view
 from core.tokens import mint_token
 from models.catalog import Category
-from models.fields import Moment, ShortText, Text
+from models.fields import Moment, ShortText
 from models.order import (
-    AcceptanceInput,
     Actor,
-    ActorInput,
-    AssignInput,
     Booking,
-    CancelInput,
     Channel,
-    ClaimInput,
-    Diagnosis,
-    DiagnosisInput,
-    Exclusion,
-    HazardInput,
-    NoteInput,
-    Order,
-    PartRequest,
-    PartsInput,
     Priority,
-    QuoteRequest,
-    ReasonInput,
     Role,
-    ServiceRecord,
-    ServiceRecordInput,
     Stage,
-    Survey,
-    SurveyInput,
-    TimeWindow,
     WarrantyStatus,
-    WindowInput,
     local_date,
-    require_reason_if_rejected,
-    visit_day,
-    window_problem,
 )
-from models.records import EventRow, OrderRow, TechnicianRow, first_broken_seq
-from models.technician import unqualified_because
-from workflows.repair_order import RepairOrderWorkflow
+from models.records import EventRow, OrderRow, first_broken_seq
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"])
 ArgT = TypeVar("ArgT")
@@ -84,88 +50,6 @@ ACTION_PROBLEMS = problems(401, 403, 404, 409, 422, 503)
 
 Staff = Annotated[Actor, Depends(role(Role.STAFF))]
 AnyRole = Annotated[Actor, Depends(role(*Role))]
-
-
-class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ReasonBody(Body):
-    reason: Text
-
-
-class AssignBody(Body):
-    technician_id: ShortText
-
-
-class DiagnosisBody(Body):
-    fault_cause: Text
-    plan: Text
-    warranty_exclusion: Exclusion | None = None
-    quote: QuoteRequest | None = None
-
-
-class PartsBody(Body):
-    parts: tuple[PartRequest, ...] = Field(min_length=1)
-
-
-class HazardBody(Body):
-    description: Text
-
-
-class NoteBody(Body):
-    note: Text
-
-
-class AcceptanceBody(Body):
-    accepted: bool
-    reason: Text | None = Field(default=None, validate_default=True)
-    signature: ShortText | None = None
-
-    @field_validator("reason")
-    @classmethod
-    def rejection_gives_a_reason(cls, reason: str | None, info: ValidationInfo) -> str | None:
-        return require_reason_if_rejected(reason, info)
-
-
-class ClaimBody(Body):
-    description: Text
-
-
-def check_window(window: TimeWindow, settings: Settings, field: str) -> None:
-    """A visit window that is not over yet and starts within the policy's booking horizon.
-    Checked here, not in the model: the workflow re-reads a booking long after "now"."""
-    if problem := window_problem(window, datetime.now(UTC), settings.policy):
-        part, reason = problem
-        raise Unprocessable(f"{field}.{part}: {reason}")
-
-
-async def check_qualified(
-    session: SessionDep, settings: Settings, order: Order, technician_id: str, action: str
-) -> None:
-    """The technician must be registered and qualified on the visit day: a certificate that
-    lapses before the appointment rules them out (409), as does a suspension."""
-    technician = await session.get(TechnicianRow, technician_id)
-    if technician is None:
-        raise NotFound(f"no technician {technician_id}")
-    reason = unqualified_because(
-        qualifications(technician),
-        order.category,
-        order.appliance.gas_fired,
-        visit_day(order, settings.policy),
-    )
-    if reason is not None:
-        raise Conflict(f"cannot {action}: order is {order.stage}; {reason}")
-
-
-async def _act(
-    handle: WorkflowHandle[Any, Any],
-    update: UpdateMethodMultiParam[[RepairOrderWorkflow, ArgT], Order],
-    arg: ArgT,
-    action: str,
-    caller: Actor,
-) -> OrderPublic:
-    return order_view(await act_on_order(handle, update, arg, action), caller)
 
 
 # ---- booking and reading -------------------------------------------------------------------
@@ -418,283 +302,3 @@ async def get_order_events(
         chain_ok=first_bad is None,
         first_bad_seq=first_bad,
     )
-
-
-# ---- before check-in -------------------------------------------------------------------------
-
-
-@router.post("/{order_id}/reschedule", responses=ACTION_PROBLEMS)
-async def reschedule(
-    body: TimeWindow,
-    handle: OrderHandle,
-    caller: Annotated[Actor, Depends(may("reschedule"))],
-    session: SessionDep,
-    settings: SettingsDep,
-) -> OrderPublic:
-    """Move the visit window; the technician must confirm the new time."""
-    check_window(body, settings, "body")
-    order = await read_order(handle)
-    if order.technician_id is not None:
-        moved = order.model_copy(update={"appointment": None, "preferred_window": body})
-        await check_qualified(session, settings, moved, order.technician_id, "reschedule")
-    update = WindowInput(actor=caller, window=body)
-    return await _act(handle, RepairOrderWorkflow.reschedule, update, "reschedule", caller)
-
-
-@router.post("/{order_id}/cancel", responses=ACTION_PROBLEMS)
-async def cancel(
-    body: ReasonBody, handle: OrderHandle, caller: Annotated[Actor, Depends(may("cancel"))]
-) -> OrderPublic:
-    """Cancel before check-in (a supervisor also during a safety stop)."""
-    update = CancelInput(actor=caller, reason=body.reason)
-    return await _act(handle, RepairOrderWorkflow.cancel, update, "cancel", caller)
-
-
-@router.post("/{order_id}/assign", responses=ACTION_PROBLEMS)
-async def assign(
-    body: AssignBody,
-    handle: OrderHandle,
-    caller: Annotated[Actor, Depends(may("assign"))],
-    session: SessionDep,
-    settings: SettingsDep,
-) -> OrderPublic:
-    """Assign or reassign the order to a registered technician qualified for it."""
-    order = await read_order(handle)
-    await check_qualified(session, settings, order, body.technician_id, "assign")
-    update = AssignInput(actor=caller, technician_id=body.technician_id)
-    return await _act(handle, RepairOrderWorkflow.assign, update, "assign", caller)
-
-
-@router.post("/{order_id}/offer/accept", responses=ACTION_PROBLEMS)
-async def accept_offer(
-    handle: OrderHandle, caller: Annotated[Actor, Depends(may("accept the offer"))]
-) -> OrderPublic:
-    """The technician holding the offer takes the job."""
-    update = ActorInput(actor=caller)
-    return await _act(handle, RepairOrderWorkflow.accept_offer, update, "accept the offer", caller)
-
-
-@router.post("/{order_id}/offer/decline", responses=ACTION_PROBLEMS)
-async def decline_offer(
-    body: ReasonBody,
-    handle: OrderHandle,
-    caller: Annotated[Actor, Depends(may("decline the offer"))],
-) -> OrderPublic:
-    """The technician holding the offer turns it down; the next candidate is asked."""
-    update = ReasonInput(actor=caller, reason=body.reason)
-    return await _act(
-        handle, RepairOrderWorkflow.decline_offer, update, "decline the offer", caller
-    )
-
-
-@router.post("/{order_id}/appointment", responses=ACTION_PROBLEMS)
-async def confirm_appointment(
-    body: TimeWindow,
-    handle: OrderHandle,
-    caller: Annotated[Actor, Depends(may("confirm appointment"))],
-    session: SessionDep,
-    settings: SettingsDep,
-) -> OrderPublic:
-    """The assigned technician confirms the time agreed with the customer."""
-    check_window(body, settings, "body")
-    order = await read_order(handle)
-    if order.technician_id is not None and order.technician_id == caller.technician_id:
-        agreed = order.model_copy(update={"appointment": body})
-        await check_qualified(session, settings, agreed, order.technician_id, "confirm appointment")
-    update = WindowInput(actor=caller, window=body)
-    return await _act(
-        handle, RepairOrderWorkflow.confirm_appointment, update, "confirm appointment", caller
-    )
-
-
-# ---- on site ---------------------------------------------------------------------------------
-
-
-@router.post("/{order_id}/check-in", responses=ACTION_PROBLEMS)
-async def check_in(
-    handle: OrderHandle, caller: Annotated[Actor, Depends(may("check in"))]
-) -> OrderPublic:
-    """The technician has arrived."""
-    return await _act(
-        handle, RepairOrderWorkflow.check_in, ActorInput(actor=caller), "check in", caller
-    )
-
-
-@router.post("/{order_id}/diagnosis", responses=ACTION_PROBLEMS)
-async def diagnose(
-    body: DiagnosisBody, handle: OrderHandle, caller: Annotated[Actor, Depends(may("diagnose"))]
-) -> OrderPublic:
-    """The fault found, the plan and, where the customer pays, the quote to approve."""
-    update = DiagnosisInput(
-        actor=caller,
-        diagnosis=Diagnosis(
-            fault_cause=body.fault_cause, plan=body.plan, warranty_exclusion=body.warranty_exclusion
-        ),
-        quote=body.quote,
-    )
-    return await _act(handle, RepairOrderWorkflow.diagnose, update, "diagnose", caller)
-
-
-@router.post("/{order_id}/quote/approve", responses=ACTION_PROBLEMS)
-async def approve_quote(
-    handle: OrderHandle, caller: Annotated[Actor, Depends(may("approve the quote"))]
-) -> OrderPublic:
-    """The customer consents to the quote."""
-    update = ActorInput(actor=caller)
-    return await _act(
-        handle, RepairOrderWorkflow.approve_quote, update, "approve the quote", caller
-    )
-
-
-@router.post("/{order_id}/quote/decline", responses=ACTION_PROBLEMS)
-async def decline_quote(
-    handle: OrderHandle, caller: Annotated[Actor, Depends(may("decline the quote"))]
-) -> OrderPublic:
-    """The customer declines: only the visit fee is due and the order closes."""
-    update = ActorInput(actor=caller)
-    return await _act(
-        handle, RepairOrderWorkflow.decline_quote, update, "decline the quote", caller
-    )
-
-
-@router.post("/{order_id}/parts", responses=ACTION_PROBLEMS)
-async def request_parts(
-    body: PartsBody, handle: OrderHandle, caller: Annotated[Actor, Depends(may("request parts"))]
-) -> OrderPublic:
-    """A part is needed; the order waits for it."""
-    update = PartsInput(actor=caller, parts=body.parts)
-    return await _act(handle, RepairOrderWorkflow.request_parts, update, "request parts", caller)
-
-
-@router.post("/{order_id}/parts/arrived", responses=ACTION_PROBLEMS)
-async def parts_arrived(
-    handle: OrderHandle, caller: Annotated[Actor, Depends(may("record parts arrival"))]
-) -> OrderPublic:
-    """The parts are here; back on site."""
-    update = ActorInput(actor=caller)
-    return await _act(
-        handle, RepairOrderWorkflow.parts_arrived, update, "record parts arrival", caller
-    )
-
-
-@router.post("/{order_id}/workshop", responses=ACTION_PROBLEMS)
-async def to_workshop(
-    handle: OrderHandle, caller: Annotated[Actor, Depends(may("take to the workshop"))]
-) -> OrderPublic:
-    """A complex fault: the device goes to the workshop."""
-    update = ActorInput(actor=caller)
-    return await _act(
-        handle, RepairOrderWorkflow.to_workshop, update, "take to the workshop", caller
-    )
-
-
-@router.post("/{order_id}/workshop/return", responses=ACTION_PROBLEMS)
-async def back_from_workshop(
-    handle: OrderHandle, caller: Annotated[Actor, Depends(may("return from the workshop"))]
-) -> OrderPublic:
-    """The device is back on site."""
-    update = ActorInput(actor=caller)
-    return await _act(
-        handle, RepairOrderWorkflow.back_from_workshop, update, "return from the workshop", caller
-    )
-
-
-@router.post("/{order_id}/hazard", responses=ACTION_PROBLEMS)
-async def report_hazard(
-    body: HazardBody, handle: OrderHandle, caller: Annotated[Actor, Depends(may("report a hazard"))]
-) -> OrderPublic:
-    """Gas, live electricity, structural danger: all work stops."""
-    update = HazardInput(actor=caller, description=body.description)
-    return await _act(handle, RepairOrderWorkflow.report_hazard, update, "report a hazard", caller)
-
-
-@router.post("/{order_id}/hazard/clear", responses=ACTION_PROBLEMS)
-async def clear_hazard(
-    body: NoteBody, handle: OrderHandle, caller: Annotated[Actor, Depends(may("clear the hazard"))]
-) -> OrderPublic:
-    """A supervisor declares the site safe again."""
-    update = NoteInput(actor=caller, note=body.note)
-    return await _act(handle, RepairOrderWorkflow.clear_hazard, update, "clear the hazard", caller)
-
-
-@router.post("/{order_id}/service-record", responses=ACTION_PROBLEMS)
-async def submit_service_record(
-    body: ServiceRecord,
-    handle: OrderHandle,
-    caller: Annotated[Actor, Depends(may("submit the service record"))],
-) -> OrderPublic:
-    """What was repaired, how, with which parts, in how long, with photos."""
-    update = ServiceRecordInput(actor=caller, record=body)
-    return await _act(
-        handle,
-        RepairOrderWorkflow.submit_service_record,
-        update,
-        "submit the service record",
-        caller,
-    )
-
-
-@router.post("/{order_id}/complete", responses=ACTION_PROBLEMS)
-async def complete(
-    handle: OrderHandle, caller: Annotated[Actor, Depends(may("complete"))]
-) -> OrderPublic:
-    """Work finished: needs the service record and, where there is a quote, its approval."""
-    return await _act(
-        handle, RepairOrderWorkflow.complete, ActorInput(actor=caller), "complete", caller
-    )
-
-
-# ---- after the work --------------------------------------------------------------------------
-
-
-@router.post("/{order_id}/acceptance", responses=ACTION_PROBLEMS)
-async def record_acceptance(
-    body: AcceptanceBody,
-    handle: OrderHandle,
-    caller: Annotated[Actor, Depends(may("record acceptance"))],
-) -> OrderPublic:
-    """The customer accepts the work, or rejects it with a reason (rework)."""
-    update = AcceptanceInput(
-        actor=caller, accepted=body.accepted, reason=body.reason, signature=body.signature
-    )
-    return await _act(
-        handle, RepairOrderWorkflow.record_acceptance, update, "record acceptance", caller
-    )
-
-
-@router.post("/{order_id}/survey", responses=ACTION_PROBLEMS)
-async def answer_survey(
-    body: Survey, handle: OrderHandle, caller: Annotated[Actor, Depends(may("answer the survey"))]
-) -> OrderPublic:
-    """Satisfaction, 1-5 on attitude, quality, result and speed."""
-    update = SurveyInput(actor=caller, survey=body)
-    return await _act(
-        handle, RepairOrderWorkflow.answer_survey, update, "answer the survey", caller
-    )
-
-
-@router.post(
-    "/{order_id}/warranty-claims",
-    status_code=status.HTTP_201_CREATED,
-    responses=ACTION_PROBLEMS | problems(429),
-)
-async def claim_warranty(
-    body: ClaimBody,
-    handle: OrderHandle,
-    caller: Annotated[Actor, Depends(may("claim warranty"))],
-    session: SessionDep,
-    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
-) -> ClaimCreatedPublic:
-    """The same fault is back within the warranty window: a free re-repair order is started.
-    A retry with the same Idempotency-Key answers the claim the first call made."""
-    update = ClaimInput(actor=caller, description=body.description)
-    created = await act_on_order(
-        handle,
-        RepairOrderWorkflow.claim_warranty,
-        update,
-        "claim warranty",
-        update_id=await update_id_for_key(
-            session, "claim-warranty", handle.id, idempotency_key, body
-        ),
-    )
-    return ClaimCreatedPublic(claim_order_id=created.claim_order_id)
