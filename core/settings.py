@@ -18,7 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 from models.notification import Recipient, Template
 from models.policy import Policy, PolicyError, load_policy
 
-# How a notification travels; activities/notifications.py has a channel for each.
+# How a notification travels; activities/notifications/channels.py has a channel for each.
 ChannelName = Literal["sms", "email", "webhook", "internal"]
 CHANNEL_NAMES: Final[tuple[ChannelName, ...]] = get_args(ChannelName)
 # What REPAIRFLOW_NOTIFICATION_CHANNELS may route: a template, or everything one recipient gets.
