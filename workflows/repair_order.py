@@ -10,7 +10,6 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager, suppress
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any, TypeVar
 
 from temporalio import workflow
@@ -44,7 +43,6 @@ with workflow.unsafe.imports_passed_through():
         AssignInput,
         Booking,
         CancelInput,
-        ChargeLine,
         Charges,
         ClaimCreated,
         ClaimInput,
@@ -62,7 +60,6 @@ with workflow.unsafe.imports_passed_through():
         OrderOutcome,
         PartsInput,
         PendingWrites,
-        PricedItem,
         Priority,
         Quote,
         QuoteRequest,
@@ -71,7 +68,6 @@ with workflow.unsafe.imports_passed_through():
         RecordInput,
         Role,
         ServiceRecordInput,
-        SlaClock,
         Stage,
         SurveyInput,
         TimeWindow,
@@ -83,10 +79,11 @@ with workflow.unsafe.imports_passed_through():
         visit_day,
         window_problem,
     )
-    from models.policy import Duration
+    from models.pricing import charges_of, money, price, settled_charges, unpriced_items, visit_fee
     from models.technician import Candidate, CandidateQuery
 
 from workflows.actions import failing_only_the_action
+from workflows.clocks import Clocks, sleep_until
 from workflows.complaint import ComplaintWorkflow
 
 SYSTEM = "system"
@@ -109,9 +106,6 @@ OFFER_LOOP = "offer-loop"
 APPOINTMENT_CLOCK = "appointment-confirm-clock"
 CLOCK_TIMERS = "clock-breach-on-timer"
 RECHECK_UNDER_LOCK = "recheck-under-lock"
-# The shortest timer a deadline is waited out with: a deadline is always a timer, even one
-# already past, so that the commands never depend on the value of workflow.now().
-SHORTEST_WAIT = timedelta(milliseconds=1)
 # Escalation reasons are codes: the timeline shows them, the notification words them per locale.
 ESCALATING_CLOCKS = {
     Clock.RESPONSE: "response_overdue",
@@ -184,7 +178,13 @@ class RepairOrderWorkflow:
         self._started = False
         # Asked first thing, so that an order booked before this change keeps its old clock
         # rules for good (a replay of its first task answers False, and the answer sticks).
-        self._breach_on_timer = workflow.patched(CLOCK_TIMERS)
+        self.clocks = Clocks(
+            self.order,
+            self.policy,
+            breach_on_timer=workflow.patched(CLOCK_TIMERS),
+            on_breach=self._breached,
+            on_stop=self._publish,
+        )
         self._recheck_under_lock = workflow.patched(RECHECK_UNDER_LOCK)
         self._rechecking = False
         # Booked here, not in run: an update delivered with the start runs before run does,
@@ -207,8 +207,7 @@ class RepairOrderWorkflow:
         claim = asyncio.create_task(self._settle_claim(input.claim_of)) if input.claim_of else None
         self._started = True
         self._publish()
-        for clock in list(self.order.sla):
-            self._spawn(self._watch(clock))
+        self.clocks.watch_all()
         # Orders booked before the offer loop existed wait for staff to assign by hand.
         if workflow.patched(OFFER_LOOP) and self._looking_for_technician():
             await self._offer_in_turn()
@@ -244,10 +243,10 @@ class RepairOrderWorkflow:
         if priority == Priority.EMERGENCY:
             self._move_to(Stage.DISPATCHING, SYSTEM, "emergency: dispatch first")
         booked_at = self.order.booked_at
-        self._start_clock(Clock.RESPONSE, getattr(self.policy.response_sla, priority), booked_at)
-        self._start_clock(Clock.ARRIVAL, getattr(self.policy.arrival_sla, priority), booked_at)
+        self.clocks.start(Clock.RESPONSE, getattr(self.policy.response_sla, priority), booked_at)
+        self.clocks.start(Clock.ARRIVAL, getattr(self.policy.arrival_sla, priority), booked_at)
         if self.order.preferred_window is not None:
-            self._move_deadline(Clock.ARRIVAL, self.order.preferred_window.end)
+            self.clocks.move_deadline(Clock.ARRIVAL, self.order.preferred_window.end)
         self._notify(Template.BOOKING_CONFIRMED, Recipient.CUSTOMER)
         if priority != Priority.EMERGENCY:
             self._move_to(Stage.DISPATCHING, SYSTEM, "looking for a technician")
@@ -281,7 +280,7 @@ class RepairOrderWorkflow:
             if emergency
             else self.policy.dispatch.offer_timeout
         )
-        expires_at = self._deadline(timeout)
+        expires_at = self.clocks.deadline(timeout)
         async with self._lock:
             self.order.offer = Offer(technician_id=technician_id, expires_at=expires_at)
             self._log(SYSTEM, "offered", f"to {technician_id} until {expires_at.isoformat()}")
@@ -326,7 +325,7 @@ class RepairOrderWorkflow:
 
     async def _await_acceptance(self) -> None:
         """The customer accepts or rejects; silence for the acceptance timeout is acceptance."""
-        deadline = self._deadline(self.policy.acceptance.timeout)
+        deadline = self.clocks.deadline(self.policy.acceptance.timeout)
         try:
             await workflow.wait_condition(
                 lambda: self.order.stage != Stage.AWAITING_ACCEPTANCE,
@@ -343,11 +342,11 @@ class RepairOrderWorkflow:
         if ends_at is None or acceptance is None:
             raise ApplicationError("the warranty window has no end", non_retryable=True)
         if ends_at - acceptance.at >= 2 * WARRANTY_REMINDER_BEFORE:  # only in a window worth it
-            await self._sleep_until(ends_at - WARRANTY_REMINDER_BEFORE)
+            await sleep_until(ends_at - WARRANTY_REMINDER_BEFORE)
             self._notify(
                 Template.WARRANTY_REMINDER, Recipient.CUSTOMER, ends_at=self._local(ends_at)
             )
-        await self._sleep_until(ends_at)
+        await sleep_until(ends_at)
         if self.order.complaints_open:
             self._log(SYSTEM, "window ended", "the order closes once its complaints are closed")
         await workflow.wait_condition(
@@ -382,12 +381,12 @@ class RepairOrderWorkflow:
         async with self._acting(self._may_reschedule, input):
             self.order.preferred_window = input.window
             self.order.appointment = None
-            self._move_deadline(Clock.ARRIVAL, input.window.end)
+            self.clocks.move_deadline(Clock.ARRIVAL, input.window.end)
             self._log(str(input.actor), "rescheduled", self._window_text(input.window))
             if self.order.technician_id:
                 if workflow.patched(APPOINTMENT_CLOCK):  # the technician must confirm again
-                    self._stop_clock(Clock.APPOINTMENT_CONFIRM)
-                    self._start_clock(
+                    self.clocks.stop(Clock.APPOINTMENT_CONFIRM)
+                    self.clocks.start(
                         Clock.APPOINTMENT_CONFIRM, self.policy.dispatch.appointment_confirm
                     )
                 self._notify(
@@ -408,8 +407,8 @@ class RepairOrderWorkflow:
             self.order.cancellation_reason = input.reason
             if self.order.appointment is not None and self.order.chargeable:
                 # The technician had committed to a time: the visit fee is due.
-                self._charge([self._visit_fee()])
-            self._stop_all_clocks()
+                self.order.charges = charges_of(self.order, [visit_fee(self.policy)])
+            self.clocks.stop_all()
             self._move_to(Stage.CANCELLED, str(input.actor), input.reason)
             self._notify(Template.ORDER_CANCELLED, Recipient.CUSTOMER, reason=input.reason)
             if self.order.technician_id:
@@ -455,10 +454,10 @@ class RepairOrderWorkflow:
         self.order.appointment = None
         self.order.needs_reassignment = False
         self.order.reworks_by_technician = 0
-        self._stop_clock(Clock.RESPONSE)
+        self.clocks.stop(Clock.RESPONSE)
         if workflow.patched(APPOINTMENT_CLOCK):
-            self._stop_clock(Clock.APPOINTMENT_CONFIRM)
-            self._start_clock(Clock.APPOINTMENT_CONFIRM, self.policy.dispatch.appointment_confirm)
+            self.clocks.stop(Clock.APPOINTMENT_CONFIRM)
+            self.clocks.start(Clock.APPOINTMENT_CONFIRM, self.policy.dispatch.appointment_confirm)
         self._move_to(Stage.SCHEDULED, actor, why)
         self._notify(Template.JOB_ASSIGNED, Recipient.TECHNICIAN)
         self._notify(Template.TECHNICIAN_ASSIGNED, Recipient.CUSTOMER)
@@ -514,8 +513,8 @@ class RepairOrderWorkflow:
     async def confirm_appointment(self, input: WindowInput) -> Order:
         async with self._acting(self._may_confirm_appointment, input):
             self.order.appointment = input.window
-            self._stop_clock(Clock.APPOINTMENT_CONFIRM)
-            self._move_deadline(Clock.ARRIVAL, input.window.end)
+            self.clocks.stop(Clock.APPOINTMENT_CONFIRM)
+            self.clocks.move_deadline(Clock.ARRIVAL, input.window.end)
             self._log(str(input.actor), "appointment confirmed", self._window_text(input.window))
             self._notify(Template.APPOINTMENT_CONFIRMED, Recipient.CUSTOMER)
         return self.order
@@ -530,11 +529,11 @@ class RepairOrderWorkflow:
     @workflow.update
     async def check_in(self, input: ActorInput) -> Order:
         async with self._acting(self._may_check_in, input):
-            self._stop_clock(Clock.ARRIVAL)
+            self.clocks.stop(Clock.ARRIVAL)
             # Arriving without a confirmed time (an emergency, say) ends the wait for one.
-            self._stop_clock(Clock.APPOINTMENT_CONFIRM)
+            self.clocks.stop(Clock.APPOINTMENT_CONFIRM)
             if Clock.GENERAL_REPAIR not in self.order.sla:
-                self._start_clock(Clock.GENERAL_REPAIR, self.policy.visit.general_repair)
+                self.clocks.start(Clock.GENERAL_REPAIR, self.policy.visit.general_repair)
             self._move_to(Stage.ON_SITE, str(input.actor), "arrived")
         return self.order
 
@@ -552,11 +551,11 @@ class RepairOrderWorkflow:
             self._log(str(input.actor), "diagnosed", detail)
             if input.quote is not None:
                 self.order.quote = self._price(input.quote)
-                self._log(str(input.actor), "quoted", f"{self.order.quote.total} {self._currency}")
+                self._log(str(input.actor), "quoted", money(self.order.quote.total, self.order))
                 self._notify(
                     Template.QUOTE_TO_APPROVE,
                     Recipient.CUSTOMER,
-                    total=self._money(self.order.quote.total),
+                    total=money(self.order.quote.total, self.order),
                 )
         return self.order
 
@@ -567,22 +566,18 @@ class RepairOrderWorkflow:
         covered = self.order.warranty.status == WarrantyStatus.IN_WARRANTY and not excluded
         if self.order.claim_of is None and not covered and input.quote is None:
             raise refused(self.order, Action.DIAGNOSE, "a chargeable repair needs a quote")
-        if input.quote is not None:
-            for item in input.quote.items:
-                if item.amount is None and item.description not in self.policy.charges.labour:
-                    raise refused(
-                        self.order,
-                        "diagnose",
-                        f"'{item.description}' has no amount and is not on the price list",
-                    )
+        if input.quote is not None and (unpriced := unpriced_items(input.quote, self.policy)):
+            raise refused(
+                self.order,
+                Action.DIAGNOSE,
+                f"'{unpriced[0]}' has no amount and is not on the price list",
+            )
 
     @workflow.update
     async def approve_quote(self, input: ActorInput) -> Order:
         async with self._acting(self._may_approve_quote, input):
             self.order.quote = self._quote().model_copy(update={"status": QuoteStatus.APPROVED})
-            self._log(
-                str(input.actor), "quote approved", f"{self.order.quote.total} {self._currency}"
-            )
+            self._log(str(input.actor), "quote approved", money(self.order.quote.total, self.order))
         return self.order
 
     @approve_quote.validator
@@ -594,12 +589,10 @@ class RepairOrderWorkflow:
         """A declined quote ends the job: the visit fee (if chargeable) and no warranty window."""
         async with self._acting(self._may_decline_quote, input):
             self.order.quote = self._quote().model_copy(update={"status": QuoteStatus.DECLINED})
-            self._log(
-                str(input.actor), "quote declined", f"{self.order.quote.total} {self._currency}"
-            )
+            self._log(str(input.actor), "quote declined", money(self.order.quote.total, self.order))
             if self.order.chargeable:
-                self._charge([self._visit_fee()])
-            self._stop_all_clocks()
+                self.order.charges = charges_of(self.order, [visit_fee(self.policy)])
+            self.clocks.stop_all()
             why = "quote declined: nothing repaired"
             if self.order.complaints_open:
                 self.order.closing = why
@@ -616,8 +609,8 @@ class RepairOrderWorkflow:
     async def request_parts(self, input: PartsInput) -> Order:
         async with self._acting(self._may_request_parts, input):
             self.order.parts_requested = input.parts
-            self._pause_clock(Clock.GENERAL_REPAIR)
-            self._start_clock(Clock.PARTS_DISPATCH, self.policy.visit.parts_dispatch)
+            self.clocks.pause(Clock.GENERAL_REPAIR)
+            self.clocks.start(Clock.PARTS_DISPATCH, self.policy.visit.parts_dispatch)
             parts = ", ".join(f"{p.qty} x {p.part_no}" for p in input.parts)
             self._move_to(Stage.WAITING_PARTS, str(input.actor), parts)
         return self.order
@@ -629,8 +622,8 @@ class RepairOrderWorkflow:
     @workflow.update
     async def parts_arrived(self, input: ActorInput) -> Order:
         async with self._acting(self._may_record_parts_arrival, input):
-            self._stop_clock(Clock.PARTS_DISPATCH)
-            self._resume_clock(Clock.GENERAL_REPAIR)
+            self.clocks.stop(Clock.PARTS_DISPATCH)
+            self.clocks.resume(Clock.GENERAL_REPAIR)
             self._move_to(Stage.ON_SITE, str(input.actor), "parts arrived")
         return self.order
 
@@ -641,8 +634,8 @@ class RepairOrderWorkflow:
     @workflow.update
     async def to_workshop(self, input: ActorInput) -> Order:
         async with self._acting(self._may_take_to_workshop, input):
-            self._pause_clock(Clock.GENERAL_REPAIR)
-            self._start_clock(Clock.WORKSHOP_REPAIR, self.policy.visit.workshop_repair)
+            self.clocks.pause(Clock.GENERAL_REPAIR)
+            self.clocks.start(Clock.WORKSHOP_REPAIR, self.policy.visit.workshop_repair)
             self._move_to(Stage.IN_WORKSHOP, str(input.actor), "device taken to the workshop")
         return self.order
 
@@ -653,8 +646,8 @@ class RepairOrderWorkflow:
     @workflow.update
     async def back_from_workshop(self, input: ActorInput) -> Order:
         async with self._acting(self._may_return_from_workshop, input):
-            self._stop_clock(Clock.WORKSHOP_REPAIR)
-            self._resume_clock(Clock.GENERAL_REPAIR)
+            self.clocks.stop(Clock.WORKSHOP_REPAIR)
+            self.clocks.resume(Clock.GENERAL_REPAIR)
             self._move_to(Stage.ON_SITE, str(input.actor), "device returned")
         return self.order
 
@@ -667,7 +660,7 @@ class RepairOrderWorkflow:
         """All work halts; the repair clock pauses until a supervisor clears the site."""
         async with self._acting(self._may_report_hazard, input):
             self.order.hazard = input.description
-            self._pause_clock(Clock.GENERAL_REPAIR)
+            self.clocks.pause(Clock.GENERAL_REPAIR)
             self._move_to(Stage.SAFETY_STOP, str(input.actor), input.description)
             self._escalate("safety_stop", "supervisor")
         return self.order
@@ -680,7 +673,7 @@ class RepairOrderWorkflow:
     async def clear_hazard(self, input: NoteInput) -> Order:
         async with self._acting(self._may_clear_hazard, input):
             self.order.hazard = None
-            self._resume_clock(Clock.GENERAL_REPAIR)
+            self.clocks.resume(Clock.GENERAL_REPAIR)
             self._move_to(Stage.ON_SITE, str(input.actor), input.note)
         return self.order
 
@@ -702,11 +695,13 @@ class RepairOrderWorkflow:
     @workflow.update
     async def complete(self, input: ActorInput) -> Order:
         async with self._acting(self._may_complete, input):
-            self._stop_clock(Clock.GENERAL_REPAIR)
-            self._settle_charges()
+            self.clocks.stop(Clock.GENERAL_REPAIR)
+            self.order.charges = settled_charges(self.order)
             self._move_to(Stage.AWAITING_ACCEPTANCE, str(input.actor), "work finished")
             self._notify(
-                Template.WORK_DONE, Recipient.CUSTOMER, total=self._money(self.order.charges.total)
+                Template.WORK_DONE,
+                Recipient.CUSTOMER,
+                total=money(self.order.charges.total, self.order),
             )
         return self.order
 
@@ -985,140 +980,12 @@ class RepairOrderWorkflow:
         if self.order.quote is None or self.order.quote.status != QuoteStatus.PENDING:
             raise refused(self.order, action, "there is no quote waiting for an answer")
 
-    # ---- money ----------------------------------------------------------------------------
-
-    @property
-    def _currency(self) -> str:
-        return self.order.charges.currency
-
-    def _visit_fee(self) -> ChargeLine:
-        return ChargeLine(
-            kind="visit_fee", description="visit fee", amount=self.policy.charges.visit_fee
-        )
-
     def _price(self, request: QuoteRequest) -> Quote:
-        """Labour by item (amount given or from the price list), parts at cost, the visit fee."""
-        labour = self.policy.charges.labour
-        return Quote(
-            items=tuple(
-                PricedItem(
-                    description=item.description,
-                    amount=item.amount if item.amount is not None else labour[item.description],
-                )
-                for item in request.items
-            ),
-            parts=request.parts,
-            visit_fee=self.policy.charges.visit_fee if self.order.chargeable else None,
-        )
-
-    def _settle_charges(self) -> None:
-        """The approved quote is what the customer pays; without one, the repair is free."""
-        quote = self.order.quote
-        if self.order.claim_of is not None:  # a warranty claim is repaired free, quote or not
-            quote = None
-        self.order.charges = Charges(
-            currency=self._currency,
-            lines=quote.lines if quote is not None and quote.status == QuoteStatus.APPROVED else (),
-        )
-
-    def _charge(self, lines: list[ChargeLine]) -> None:
-        self.order.charges = Charges(currency=self._currency, lines=tuple(lines))
-
-    def _money(self, amount: Decimal) -> str:
-        return f"{amount} {self._currency}"
+        return price(request, self.policy, chargeable=self.order.chargeable)
 
     # ---- clocks ---------------------------------------------------------------------------
 
-    def _deadline(self, duration: Duration, start: datetime | None = None) -> datetime:
-        return self.policy.deadline(start or workflow.now(), duration)
-
-    def _start_clock(self, clock: Clock, duration: Duration, start: datetime | None = None) -> None:
-        started = start or workflow.now()
-        self.order.sla[clock] = SlaClock(
-            started_at=started, deadline=self._deadline(duration, started)
-        )
-        if self._started:  # run starts the watchers of clocks set before it
-            self._spawn(self._watch(clock))
-
-    def _update_clock(self, clock: Clock, **changes: Any) -> None:
-        self.order.sla[clock] = self.order.sla[clock].model_copy(update=changes)
-
-    def _running(self, clock: Clock) -> SlaClock | None:
-        state = self.order.sla.get(clock)
-        return state if state is not None and state.stopped_at is None else None
-
-    def _move_deadline(self, clock: Clock, deadline: datetime) -> None:
-        if self._running(clock):
-            self._update_clock(clock, deadline=deadline)
-
-    def _pause_clock(self, clock: Clock) -> None:
-        state = self._running(clock)
-        if state is not None and state.paused_at is None:
-            self._update_clock(clock, paused_at=workflow.now())
-
-    def _resume_clock(self, clock: Clock) -> None:
-        """The time spent paused is added to the deadline."""
-        state = self._running(clock)
-        if state is not None and state.paused_at is not None:
-            paused_for = workflow.now() - state.paused_at
-            self._update_clock(clock, paused_at=None, deadline=state.deadline + paused_for)
-
-    def _stop_clock(self, clock: Clock) -> None:
-        state = self._running(clock)
-        if state is None:
-            return
-        late = (state.paused_at or workflow.now()) - state.deadline
-        # The deadline's timer decides a breach: a clock stopped in the same moment as its
-        # timer fired must be judged alike in every replay, whatever workflow.now() says.
-        breached = state.breached or (not self._breach_on_timer and late > timedelta(0))
-        self._update_clock(
-            clock,
-            stopped_at=workflow.now(),
-            paused_at=None,
-            breached=breached,
-            breached_by=late if breached and late > timedelta(0) else None,
-        )
-        self._publish()
-
-    def _stop_all_clocks(self) -> None:
-        for clock in list(self.order.sla):
-            self._stop_clock(clock)
-
-    async def _watch(self, clock: Clock) -> None:
-        """Record the breach when a running, unpaused clock passes its deadline.
-
-        The breach is decided by the deadline's timer firing, an event in the history, never
-        by comparing the deadline with workflow.now(): a workflow task can see a different
-        now in its first run than in a replay (the engine's worker was seen to give an
-        activation the time of an earlier task after a restart), and a decision taken on it
-        then emits other commands on replay, which wedges the order."""
-        while (state := self._running(clock)) is not None and not state.breached:
-            remaining = state.deadline - workflow.now()
-            if not self._breach_on_timer and state.paused_at is None and remaining <= timedelta(0):
-                self._breach(clock)
-                return
-
-            def changed(seen: SlaClock = state) -> bool:
-                return self._running(clock) != seen
-
-            timeout = None  # a paused clock waits for a change only
-            if state.paused_at is None:
-                timeout = max(remaining, SHORTEST_WAIT) if self._breach_on_timer else remaining
-            # Wake when the clock is stopped, paused, resumed or moved, or at its deadline.
-            try:
-                await workflow.wait_condition(changed, timeout=timeout)
-            except TimeoutError:
-                if self._breach_on_timer:
-                    self._breach(clock)
-                    return
-
-    async def _sleep_until(self, moment: datetime) -> None:
-        """A timer to the moment, even one already past: whether there is a timer must not
-        depend on workflow.now()."""
-        await workflow.sleep(max(moment - workflow.now(), SHORTEST_WAIT))
-
-    def _breach(self, clock: Clock) -> None:
-        self._update_clock(clock, breached=True)
+    def _breached(self, clock: Clock) -> None:
         self._log(SYSTEM, "sla breached", f"{clock}: deadline {self.order.sla[clock].deadline}")
         if clock in ESCALATING_CLOCKS:
             self._escalate(ESCALATING_CLOCKS[clock], "supervisor")
@@ -1128,7 +995,9 @@ class RepairOrderWorkflow:
             self._notify(
                 Template.CONTACT_CUSTOMER_REMINDER,
                 Recipient.TECHNICIAN,
-                deadline=self._local(self._deadline(self.policy.dispatch.appointment_confirm)),
+                deadline=self._local(
+                    self.clocks.deadline(self.policy.dispatch.appointment_confirm)
+                ),
             )
             self._spawn(self._escalate_unconfirmed_appointment())
         self._publish()
@@ -1136,7 +1005,7 @@ class RepairOrderWorkflow:
     async def _escalate_unconfirmed_appointment(self) -> None:
         """A reminded technician who still has not agreed a time is staff's to chase."""
         technician_id = self.order.technician_id
-        await self._sleep_until(self._deadline(self.policy.dispatch.appointment_confirm))
+        await sleep_until(self.clocks.deadline(self.policy.dispatch.appointment_confirm))
         if (
             self.order.stage == Stage.SCHEDULED
             and self.order.technician_id == technician_id

@@ -1,0 +1,56 @@
+"""Money: what a quote costs and what the customer pays, from the order's copy of the policy.
+
+Pure code (no I/O, no clock): the workflow runs it, and a replay runs it again alike.
+"""
+
+from decimal import Decimal
+
+from models.order import ChargeLine, Charges, Order, PricedItem, Quote, QuoteRequest, QuoteStatus
+from models.policy import Policy
+
+
+def visit_fee(policy: Policy) -> ChargeLine:
+    return ChargeLine(kind="visit_fee", description="visit fee", amount=policy.charges.visit_fee)
+
+
+def price(request: QuoteRequest, policy: Policy, *, chargeable: bool) -> Quote:
+    """Labour by item (amount given or from the price list), parts at cost, the visit fee."""
+    labour = policy.charges.labour
+    return Quote(
+        items=tuple(
+            PricedItem(
+                description=item.description,
+                amount=item.amount if item.amount is not None else labour[item.description],
+            )
+            for item in request.items
+        ),
+        parts=request.parts,
+        visit_fee=policy.charges.visit_fee if chargeable else None,
+    )
+
+
+def unpriced_items(request: QuoteRequest, policy: Policy) -> list[str]:
+    """Items that give no amount and are not on the price list either."""
+    return [
+        item.description
+        for item in request.items
+        if item.amount is None and item.description not in policy.charges.labour
+    ]
+
+
+def settled_charges(order: Order) -> Charges:
+    """The approved quote is what the customer pays; without one, the repair is free. A
+    warranty claim is repaired free, quote or not."""
+    quote = None if order.claim_of is not None else order.quote
+    approved = quote is not None and quote.status == QuoteStatus.APPROVED
+    return Charges(
+        currency=order.charges.currency, lines=quote.lines if quote is not None and approved else ()
+    )
+
+
+def charges_of(order: Order, lines: list[ChargeLine]) -> Charges:
+    return Charges(currency=order.charges.currency, lines=tuple(lines))
+
+
+def money(amount: Decimal, order: Order) -> str:
+    return f"{amount} {order.charges.currency}"
