@@ -6,15 +6,13 @@ an action before anything is written to the history.
 """
 
 import asyncio
-from collections import deque
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager, suppress
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeKey
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from models.actions import ACTIONS, Action
@@ -26,16 +24,9 @@ with workflow.unsafe.imports_passed_through():
         Owner,
         open_complaint,
     )
-    from models.notification import Contact, NotificationInput, Recipient, Template
+    from models.notification import Recipient, Template
     from models.order import (
         FINAL_STAGES,
-        ORDER_CATEGORY,
-        ORDER_PRIORITY,
-        ORDER_REGION,
-        ORDER_STAGE,
-        SLA_BREACHED,
-        TECHNICIAN_ID,
-        WRITES_STALLED,
         Acceptance,
         AcceptanceInput,
         Actor,
@@ -47,7 +38,6 @@ with workflow.unsafe.imports_passed_through():
         ClaimCreated,
         ClaimInput,
         Clock,
-        ComplaintSnapshot,
         DiagnosisInput,
         Escalation,
         Fault,
@@ -55,17 +45,14 @@ with workflow.unsafe.imports_passed_through():
         NoteInput,
         Offer,
         Order,
-        OrderEvent,
         OrderInput,
         OrderOutcome,
         PartsInput,
-        PendingWrites,
         Priority,
         Quote,
         QuoteRequest,
         QuoteStatus,
         ReasonInput,
-        RecordInput,
         Role,
         ServiceRecordInput,
         Stage,
@@ -74,7 +61,6 @@ with workflow.unsafe.imports_passed_through():
         WarrantyStatus,
         WindowInput,
         local_date,
-        local_time_text,
         owns_order,
         visit_day,
         window_problem,
@@ -85,21 +71,9 @@ with workflow.unsafe.imports_passed_through():
 from workflows.actions import failing_only_the_action
 from workflows.clocks import Clocks, sleep_until
 from workflows.complaint import ComplaintWorkflow
+from workflows.effects import ACTIVITY_TIMEOUT, EFFECT_RETRY, SYSTEM, Effects
 
-SYSTEM = "system"
 ArgT = TypeVar("ArgT")
-ACTIVITY_TIMEOUT = timedelta(seconds=30)
-# The records store or a provider may be down for a while: the engine retries an effect for a
-# few minutes; one that still fails, or that the store refuses outright, comes back to the
-# order, which shows the write stalled and tries it again after a pause, in order, until it
-# succeeds. Its retries stay visible on the order and in /readyz rather than silent.
-EFFECT_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(minutes=1),
-    maximum_attempts=10,
-    non_retryable_error_types=["UndeliverableNotification"],
-)
-STALLED_WRITE_PAUSE = timedelta(minutes=10)
 WARRANTY_REMINDER_BEFORE = timedelta(days=7)
 # Patch ids: orders started before these changes replay without them.
 OFFER_LOOP = "offer-loop"
@@ -133,12 +107,6 @@ def forbidden(action: Action, reason: str) -> ApplicationError:
     )
 
 
-def undeliverable(error: ActivityError) -> bool:
-    """A message that no retry can deliver: it is written off on the timeline, not retried."""
-    cause = error.cause
-    return isinstance(cause, ApplicationError) and cause.type == "UndeliverableNotification"
-
-
 def too_many(action: Action, reason: str) -> ApplicationError:
     return ApplicationError(
         f"cannot {wording(action)}: {reason}", type="TooMany", non_retryable=True
@@ -167,15 +135,9 @@ class RepairOrderWorkflow:
             preferred_window=booking.preferred_window,
             charges=Charges(currency=input.policy.charges.currency),
         )
-        self._records: deque[RecordInput] = deque()
-        self._messages: deque[NotificationInput] = deque()
-        # A stall sets WritesStalled and its end unsets it; orders that never stalled never
-        # write it (nor did orders booked before it existed).
-        self._published: dict[str, Any] = {WRITES_STALLED.name: None}
-        self._stalled: dict[str, datetime] = {}  # writer (activity name) -> failing since
+        self.effects = Effects(self.order, self.policy)
         self._lock = asyncio.Lock()
         self._background: set[asyncio.Task[None]] = set()
-        self._started = False
         # Asked first thing, so that an order booked before this change keeps its old clock
         # rules for good (a replay of its first task answers False, and the answer sticks).
         self.clocks = Clocks(
@@ -183,30 +145,26 @@ class RepairOrderWorkflow:
             self.policy,
             breach_on_timer=workflow.patched(CLOCK_TIMERS),
             on_breach=self._breached,
-            on_stop=self._publish,
+            on_stop=self.effects.publish,
         )
         self._recheck_under_lock = workflow.patched(RECHECK_UNDER_LOCK)
         self._rechecking = False
         # Booked here, not in run: an update delivered with the start runs before run does,
         # and must find the order already dispatching with its clocks set.
-        self._log(
+        self.effects.log(
             str(input.booked_by), "booked", f"{booking.priority} {booking.appliance.category}"
         )
         if input.claim_of:
-            self._log(SYSTEM, "linked", f"warranty claim of {input.claim_of}")
+            self.effects.log(SYSTEM, "linked", f"warranty claim of {input.claim_of}")
         self._book()
 
     # ---- the process ----------------------------------------------------------------------
 
     @workflow.run
     async def run(self, input: OrderInput) -> OrderOutcome:
-        writers = [
-            asyncio.create_task(self._drain(self._records, "record_order_event")),
-            asyncio.create_task(self._drain(self._messages, "send_notification")),
-        ]
+        writers = self.effects.start_writing()
         claim = asyncio.create_task(self._settle_claim(input.claim_of)) if input.claim_of else None
-        self._started = True
-        self._publish()
+        self.effects.start_publishing()
         self.clocks.watch_all()
         # Orders booked before the offer loop existed wait for staff to assign by hand.
         if workflow.patched(OFFER_LOOP) and self._looking_for_technician():
@@ -231,7 +189,7 @@ class RepairOrderWorkflow:
         # A cancelled order stays open to its complaints until the last one closes.
         await workflow.wait_condition(lambda: not self.order.complaints_open)
         await workflow.wait_condition(
-            lambda: workflow.all_handlers_finished() and not self._records and not self._messages
+            lambda: workflow.all_handlers_finished() and self.effects.written
         )
         for writer in writers:
             writer.cancel()
@@ -247,7 +205,7 @@ class RepairOrderWorkflow:
         self.clocks.start(Clock.ARRIVAL, getattr(self.policy.arrival_sla, priority), booked_at)
         if self.order.preferred_window is not None:
             self.clocks.move_deadline(Clock.ARRIVAL, self.order.preferred_window.end)
-        self._notify(Template.BOOKING_CONFIRMED, Recipient.CUSTOMER)
+        self.effects.notify(Template.BOOKING_CONFIRMED, Recipient.CUSTOMER)
         if priority != Priority.EMERGENCY:
             self._move_to(Stage.DISPATCHING, SYSTEM, "looking for a technician")
 
@@ -283,16 +241,18 @@ class RepairOrderWorkflow:
         expires_at = self.clocks.deadline(timeout)
         async with self._lock:
             self.order.offer = Offer(technician_id=technician_id, expires_at=expires_at)
-            self._log(SYSTEM, "offered", f"to {technician_id} until {expires_at.isoformat()}")
-            self._notify(
+            self.effects.log(
+                SYSTEM, "offered", f"to {technician_id} until {expires_at.isoformat()}"
+            )
+            self.effects.notify(
                 Template.JOB_OFFERED,
                 Recipient.TECHNICIAN,
                 technician_id=technician_id,
                 category=self.order.category,
                 region=self.order.region,
-                deadline=self._local(expires_at),
+                deadline=self.effects.local(expires_at),
                 **(
-                    {"window": self._window_text(self.order.preferred_window)}
+                    {"window": self.effects.window_text(self.order.preferred_window)}
                     if self.order.preferred_window
                     else {}
                 ),
@@ -305,8 +265,8 @@ class RepairOrderWorkflow:
             if self.order.offer is not None:  # nobody answered in time
                 self.order.offer = None
                 self.order.offered.append(technician_id)
-                self._log(SYSTEM, "offer expired", technician_id)
-                self._notify(
+                self.effects.log(SYSTEM, "offer expired", technician_id)
+                self.effects.notify(
                     Template.JOB_WITHDRAWN,
                     Recipient.TECHNICIAN,
                     technician_id=technician_id,
@@ -343,12 +303,14 @@ class RepairOrderWorkflow:
             raise ApplicationError("the warranty window has no end", non_retryable=True)
         if ends_at - acceptance.at >= 2 * WARRANTY_REMINDER_BEFORE:  # only in a window worth it
             await sleep_until(ends_at - WARRANTY_REMINDER_BEFORE)
-            self._notify(
-                Template.WARRANTY_REMINDER, Recipient.CUSTOMER, ends_at=self._local(ends_at)
+            self.effects.notify(
+                Template.WARRANTY_REMINDER, Recipient.CUSTOMER, ends_at=self.effects.local(ends_at)
             )
         await sleep_until(ends_at)
         if self.order.complaints_open:
-            self._log(SYSTEM, "window ended", "the order closes once its complaints are closed")
+            self.effects.log(
+                SYSTEM, "window ended", "the order closes once its complaints are closed"
+            )
         await workflow.wait_condition(
             lambda: not self.order.open_claims and not self.order.complaints_open
         )
@@ -367,12 +329,7 @@ class RepairOrderWorkflow:
 
     @workflow.query
     def details(self) -> Order:
-        pending = PendingWrites(
-            records=len(self._records),
-            notifications=len(self._messages),
-            stalled_since=min(self._stalled.values(), default=None),
-        )
-        return self.order.model_copy(update={"pending_writes": pending})
+        return self.order.model_copy(update={"pending_writes": self.effects.pending_writes()})
 
     # ---- booking and dispatch ----------------------------------------------------------------
 
@@ -382,17 +339,19 @@ class RepairOrderWorkflow:
             self.order.preferred_window = input.window
             self.order.appointment = None
             self.clocks.move_deadline(Clock.ARRIVAL, input.window.end)
-            self._log(str(input.actor), "rescheduled", self._window_text(input.window))
+            self.effects.log(
+                str(input.actor), "rescheduled", self.effects.window_text(input.window)
+            )
             if self.order.technician_id:
                 if workflow.patched(APPOINTMENT_CLOCK):  # the technician must confirm again
                     self.clocks.stop(Clock.APPOINTMENT_CONFIRM)
                     self.clocks.start(
                         Clock.APPOINTMENT_CONFIRM, self.policy.dispatch.appointment_confirm
                     )
-                self._notify(
+                self.effects.notify(
                     Template.APPOINTMENT_CHANGED,
                     Recipient.TECHNICIAN,
-                    window=self._window_text(input.window),
+                    window=self.effects.window_text(input.window),
                 )
         return self.order
 
@@ -410,9 +369,11 @@ class RepairOrderWorkflow:
                 self.order.charges = charges_of(self.order, [visit_fee(self.policy)])
             self.clocks.stop_all()
             self._move_to(Stage.CANCELLED, str(input.actor), input.reason)
-            self._notify(Template.ORDER_CANCELLED, Recipient.CUSTOMER, reason=input.reason)
+            self.effects.notify(Template.ORDER_CANCELLED, Recipient.CUSTOMER, reason=input.reason)
             if self.order.technician_id:
-                self._notify(Template.JOB_WITHDRAWN, Recipient.TECHNICIAN, reason="cancelled")
+                self.effects.notify(
+                    Template.JOB_WITHDRAWN, Recipient.TECHNICIAN, reason="cancelled"
+                )
         return self.order
 
     @cancel.validator
@@ -430,14 +391,14 @@ class RepairOrderWorkflow:
             previous, offer = self.order.technician_id, self.order.offer
             self.order.offer = None
             if offer is not None and offer.technician_id != input.technician_id:
-                self._notify(
+                self.effects.notify(
                     Template.JOB_WITHDRAWN,
                     Recipient.TECHNICIAN,
                     technician_id=offer.technician_id,
                     reason="reassigned",
                 )
             if previous:
-                self._notify(
+                self.effects.notify(
                     Template.JOB_WITHDRAWN,
                     Recipient.TECHNICIAN,
                     technician_id=previous,
@@ -459,8 +420,8 @@ class RepairOrderWorkflow:
             self.clocks.stop(Clock.APPOINTMENT_CONFIRM)
             self.clocks.start(Clock.APPOINTMENT_CONFIRM, self.policy.dispatch.appointment_confirm)
         self._move_to(Stage.SCHEDULED, actor, why)
-        self._notify(Template.JOB_ASSIGNED, Recipient.TECHNICIAN)
-        self._notify(Template.TECHNICIAN_ASSIGNED, Recipient.CUSTOMER)
+        self.effects.notify(Template.JOB_ASSIGNED, Recipient.TECHNICIAN)
+        self.effects.notify(Template.TECHNICIAN_ASSIGNED, Recipient.CUSTOMER)
 
     @assign.validator
     def _may_assign(self, input: AssignInput) -> None:
@@ -494,7 +455,7 @@ class RepairOrderWorkflow:
                 raise refused(self.order, Action.DECLINE_OFFER, "no offer is open")
             self.order.offer = None
             self.order.offered.append(offer.technician_id)
-            self._log(str(input.actor), "offer declined", input.reason)
+            self.effects.log(str(input.actor), "offer declined", input.reason)
         return self.order
 
     @decline_offer.validator
@@ -515,8 +476,10 @@ class RepairOrderWorkflow:
             self.order.appointment = input.window
             self.clocks.stop(Clock.APPOINTMENT_CONFIRM)
             self.clocks.move_deadline(Clock.ARRIVAL, input.window.end)
-            self._log(str(input.actor), "appointment confirmed", self._window_text(input.window))
-            self._notify(Template.APPOINTMENT_CONFIRMED, Recipient.CUSTOMER)
+            self.effects.log(
+                str(input.actor), "appointment confirmed", self.effects.window_text(input.window)
+            )
+            self.effects.notify(Template.APPOINTMENT_CONFIRMED, Recipient.CUSTOMER)
         return self.order
 
     @confirm_appointment.validator
@@ -548,11 +511,13 @@ class RepairOrderWorkflow:
             detail = input.diagnosis.fault_cause
             if input.diagnosis.warranty_exclusion:
                 detail += f" (not covered: {input.diagnosis.warranty_exclusion})"
-            self._log(str(input.actor), "diagnosed", detail)
+            self.effects.log(str(input.actor), "diagnosed", detail)
             if input.quote is not None:
                 self.order.quote = self._price(input.quote)
-                self._log(str(input.actor), "quoted", money(self.order.quote.total, self.order))
-                self._notify(
+                self.effects.log(
+                    str(input.actor), "quoted", money(self.order.quote.total, self.order)
+                )
+                self.effects.notify(
                     Template.QUOTE_TO_APPROVE,
                     Recipient.CUSTOMER,
                     total=money(self.order.quote.total, self.order),
@@ -577,7 +542,9 @@ class RepairOrderWorkflow:
     async def approve_quote(self, input: ActorInput) -> Order:
         async with self._acting(self._may_approve_quote, input):
             self.order.quote = self._quote().model_copy(update={"status": QuoteStatus.APPROVED})
-            self._log(str(input.actor), "quote approved", money(self.order.quote.total, self.order))
+            self.effects.log(
+                str(input.actor), "quote approved", money(self.order.quote.total, self.order)
+            )
         return self.order
 
     @approve_quote.validator
@@ -589,14 +556,18 @@ class RepairOrderWorkflow:
         """A declined quote ends the job: the visit fee (if chargeable) and no warranty window."""
         async with self._acting(self._may_decline_quote, input):
             self.order.quote = self._quote().model_copy(update={"status": QuoteStatus.DECLINED})
-            self._log(str(input.actor), "quote declined", money(self.order.quote.total, self.order))
+            self.effects.log(
+                str(input.actor), "quote declined", money(self.order.quote.total, self.order)
+            )
             if self.order.chargeable:
                 self.order.charges = charges_of(self.order, [visit_fee(self.policy)])
             self.clocks.stop_all()
             why = "quote declined: nothing repaired"
             if self.order.complaints_open:
                 self.order.closing = why
-                self._log(str(input.actor), "closing", f"{why}; closes once complaints are closed")
+                self.effects.log(
+                    str(input.actor), "closing", f"{why}; closes once complaints are closed"
+                )
             else:
                 self._move_to(Stage.CLOSED, str(input.actor), why)
         return self.order
@@ -685,7 +656,7 @@ class RepairOrderWorkflow:
     async def submit_service_record(self, input: ServiceRecordInput) -> Order:
         async with self._acting(self._may_submit_service_record, input):
             self.order.service_record = input.record
-            self._log(str(input.actor), "service record", input.record.repair_item)
+            self.effects.log(str(input.actor), "service record", input.record.repair_item)
         return self.order
 
     @submit_service_record.validator
@@ -698,7 +669,7 @@ class RepairOrderWorkflow:
             self.clocks.stop(Clock.GENERAL_REPAIR)
             self.order.charges = settled_charges(self.order)
             self._move_to(Stage.AWAITING_ACCEPTANCE, str(input.actor), "work finished")
-            self._notify(
+            self.effects.notify(
                 Template.WORK_DONE,
                 Recipient.CUSTOMER,
                 total=money(self.order.charges.total, self.order),
@@ -741,7 +712,7 @@ class RepairOrderWorkflow:
         async with self._acting(self._may_answer_survey, input):
             self.order.survey = input.survey
             scores = input.survey
-            self._log(
+            self.effects.log(
                 str(input.actor),
                 "survey answered",
                 f"attitude {scores.attitude}, quality {scores.quality}, "
@@ -762,7 +733,7 @@ class RepairOrderWorkflow:
             claim_id = f"{self.order.order_id}-W{len(self.order.claims) + 1}"
             self.order.claims.append(claim_id)
             self.order.open_claims.append(claim_id)
-            self._log(str(input.actor), "warranty claim", f"{claim_id}: repeat failure")
+            self.effects.log(str(input.actor), "warranty claim", f"{claim_id}: repeat failure")
             await workflow.start_child_workflow(
                 RepairOrderWorkflow.run,
                 self._claim_input(claim_id, input),
@@ -802,7 +773,7 @@ class RepairOrderWorkflow:
             complaint = open_complaint(complaint_input)
             self.order.complaints.append(complaint.summary())
             about = " (about the work)" if input.filing.concerns_work else ""
-            self._log(
+            self.effects.log(
                 str(input.actor),
                 "complaint filed",
                 f"{complaint_id}: {input.filing.category}{about}",
@@ -839,7 +810,7 @@ class RepairOrderWorkflow:
             else c
             for c in self.order.complaints
         ]
-        self._log(
+        self.effects.log(
             event.actor,
             f"complaint {event.action}",
             f"{snapshot.complaint_id}: {event.detail}",
@@ -850,7 +821,7 @@ class RepairOrderWorkflow:
                 event.reason or "complaint", event.escalated_to, complaint_id=snapshot.complaint_id
             )
         if event.customer_update is not None:
-            self._notify(
+            self.effects.notify(
                 Template.COMPLAINT_UPDATE,
                 Recipient.CUSTOMER,
                 complaint_id=snapshot.complaint_id,
@@ -862,7 +833,7 @@ class RepairOrderWorkflow:
         """A claim order tells its original when its repair is accepted (or it ends)."""
         if claim_id in self.order.open_claims:
             self.order.open_claims.remove(claim_id)
-            self._log(SYSTEM, "claim settled", claim_id)
+            self.effects.log(SYSTEM, "claim settled", claim_id)
 
     # ---- rules shared by the updates ------------------------------------------------------------
 
@@ -887,12 +858,12 @@ class RepairOrderWorkflow:
             self._move_to(
                 Stage.ON_SITE, actor, f"rejected, rework {self.order.rework_count}: {reason}"
             )
-            self._notify(Template.REWORK_REQUESTED, Recipient.TECHNICIAN, reason=reason)
+            self.effects.notify(Template.REWORK_REQUESTED, Recipient.TECHNICIAN, reason=reason)
 
     async def _send_survey_later(self) -> None:
         await workflow.sleep(self.policy.acceptance.survey_delay.as_timedelta())
         if self.order.stage == Stage.IN_WARRANTY and self.order.survey is None:
-            self._notify(Template.SURVEY, Recipient.CUSTOMER)
+            self.effects.notify(Template.SURVEY, Recipient.CUSTOMER)
 
     async def _settle_claim(self, original_id: str) -> None:
         """A claim order keeps its original open until the re-repair is accepted or ends."""
@@ -986,21 +957,23 @@ class RepairOrderWorkflow:
     # ---- clocks ---------------------------------------------------------------------------
 
     def _breached(self, clock: Clock) -> None:
-        self._log(SYSTEM, "sla breached", f"{clock}: deadline {self.order.sla[clock].deadline}")
+        self.effects.log(
+            SYSTEM, "sla breached", f"{clock}: deadline {self.order.sla[clock].deadline}"
+        )
         if clock in ESCALATING_CLOCKS:
             self._escalate(ESCALATING_CLOCKS[clock], "supervisor")
         if clock == Clock.ARRIVAL:
-            self._notify(Template.DELAY, Recipient.CUSTOMER)
+            self.effects.notify(Template.DELAY, Recipient.CUSTOMER)
         if clock == Clock.APPOINTMENT_CONFIRM:
-            self._notify(
+            self.effects.notify(
                 Template.CONTACT_CUSTOMER_REMINDER,
                 Recipient.TECHNICIAN,
-                deadline=self._local(
+                deadline=self.effects.local(
                     self.clocks.deadline(self.policy.dispatch.appointment_confirm)
                 ),
             )
             self._spawn(self._escalate_unconfirmed_appointment())
-        self._publish()
+        self.effects.publish()
 
     async def _escalate_unconfirmed_appointment(self) -> None:
         """A reminded technician who still has not agreed a time is staff's to chase."""
@@ -1016,139 +989,17 @@ class RepairOrderWorkflow:
     def _escalate(self, reason: str, to: Owner, **params: str) -> None:
         self.order.escalations.append(Escalation(reason=reason, to=to, at=workflow.now()))
         about = "".join(f" ({value})" for value in params.values())
-        self._log(SYSTEM, "escalated", f"to {to}: {reason}{about}")
-        self._notify(Template.ESCALATION, Recipient(to), reason=reason, **params)
+        self.effects.log(SYSTEM, "escalated", f"to {to}: {reason}{about}")
+        self.effects.notify(Template.ESCALATION, Recipient(to), reason=reason, **params)
 
     # ---- effects: timeline, records, notifications, search attributes -------------------------
 
     def _move_to(self, stage: Stage, actor: str, why: str) -> None:
         self.order.stage = stage
-        self._log(actor, f"stage:{stage}", why)
-        self._publish()
-
-    def _publish(self) -> None:
-        """Keep the operators' search attributes current; only what changed is written.
-        (Until run starts, the ones set at the workflow's start stand.)"""
-        if not self._started:
-            return
-        current: list[tuple[SearchAttributeKey[Any], Any]] = [
-            (ORDER_STAGE, self.order.stage.value),
-            (ORDER_PRIORITY, self.order.priority.value),
-            (ORDER_CATEGORY, self.order.category.value),
-            (ORDER_REGION, self.order.region),
-            (TECHNICIAN_ID, self.order.technician_id),
-            (SLA_BREACHED, self.order.sla_breached),
-            (WRITES_STALLED, True if self._stalled else None),
-        ]
-        changed = [
-            (key, value) for key, value in current if self._published.get(key.name, ...) != value
-        ]
-        if changed:
-            workflow.upsert_search_attributes(
-                [
-                    key.value_set(value) if value is not None else key.value_unset()
-                    for key, value in changed
-                ]
-            )
-            self._published.update((key.name, value) for key, value in changed)
-
-    def _log(
-        self,
-        actor: str,
-        action: str,
-        detail: str = "",
-        *,
-        complaint: ComplaintSnapshot | None = None,
-    ) -> None:
-        """Add to the timeline and queue the same event for the records store."""
-        now = workflow.now()
-        event = OrderEvent(
-            order_id=self.order.order_id,
-            seq=len(self.order.timeline) + 1,
-            at=now,
-            actor=actor,
-            action=action,
-            detail=detail,
-        )
-        self.order.timeline.append(event.timeline_entry())
-        self._records.append(
-            RecordInput(snapshot=self.order.snapshot(now), event=event, complaint=complaint)
-        )
-
-    def _notify(self, template: Template, recipient: Recipient, **params: Any) -> None:
-        """Queue a message; its key is this order's event number, so it is sent once."""
-        technician_id = params.pop("technician_id", self.order.technician_id)
-        to = (
-            Contact(phone=self.order.customer.phone, email=self.order.customer.email)
-            if recipient == Recipient.CUSTOMER
-            else Contact(technician_id=technician_id)
-        )
-        text = {name: str(value) for name, value in params.items()}
-        text.setdefault("order_id", self.order.order_id)
-        if technician_id:
-            text.setdefault("technician_id", technician_id)
-        if self.order.appointment:
-            text.setdefault("window", self._window_text(self.order.appointment))
-        self._messages.append(
-            NotificationInput(
-                key=":".join(
-                    [self.order.order_id, str(len(self.order.timeline)), template, recipient]
-                    + (
-                        [technician_id]
-                        if recipient == Recipient.TECHNICIAN and technician_id
-                        else []
-                    )
-                ),
-                order_id=self.order.order_id,
-                template=template,
-                recipient=recipient,
-                locale=self.order.customer.locale if recipient == Recipient.CUSTOMER else "zh",
-                to=to,
-                params=text,
-            )
-        )
+        self.effects.log(actor, f"stage:{stage}", why)
+        self.effects.publish()
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-
-    async def _drain(self, queue: "deque[Any]", activity: str) -> None:
-        """One writer per queue, in order: the event log is appended exactly as it happened.
-        A write that keeps failing stays first in its queue, so nothing is lost or reordered:
-        the order shows it stalled (and WritesStalled is set) until a later try succeeds."""
-        while True:
-            await workflow.wait_condition(lambda: bool(queue))
-            try:
-                await workflow.execute_activity(
-                    activity,
-                    queue[0],
-                    start_to_close_timeout=ACTIVITY_TIMEOUT,
-                    retry_policy=EFFECT_RETRY,
-                )
-            except ActivityError as error:
-                if not undeliverable(error):
-                    self._stall(activity, error)
-                    await workflow.sleep(STALLED_WRITE_PAUSE)
-                    continue
-                self._log(SYSTEM, "notification failed", f"{queue[0].template}: {error.cause}")
-            queue.popleft()
-            if self._stalled.pop(activity, None) is not None:
-                workflow.logger.info("write resumed", extra={"activity": activity})
-                self._publish()
-
-    def _stall(self, activity: str, error: ActivityError) -> None:
-        if activity not in self._stalled:
-            self._stalled[activity] = workflow.now()
-            self._publish()
-        # The error names the event or message and the kind of failure, never its values.
-        workflow.logger.warning(
-            "write stalled; tried again later",
-            extra={"activity": activity, "error": str(error.cause)},
-        )
-
-    def _local(self, moment: datetime) -> str:
-        return local_time_text(moment, self.policy)
-
-    def _window_text(self, window: TimeWindow) -> str:
-        return f"{self._local(window.start)} - {self._local(window.end)}"

@@ -46,7 +46,7 @@ with workflow.unsafe.imports_passed_through():
     from core.settings import ChannelName, Settings, load_settings
     from models.notification import Contact, NotificationInput, Recipient, Template
     from tests.activities.test_notifications import notification_rows, send
-    from workflows.repair_order import ACTIVITY_TIMEOUT, EFFECT_RETRY
+    from workflows.effects import ACTIVITY_TIMEOUT, EFFECT_RETRY
 
 EMAIL = "li.wei@example.com"
 SENDER = "repairflow@example.com"
