@@ -37,12 +37,10 @@ from core.log import configure_logging
 from core.runner import TaskOrderRunner
 from core.settings import Settings, load_settings
 from core.temporal import connect
-from workflows.complaint import ComplaintWorkflow
-from workflows.repair_order import RepairOrderWorkflow
+from workflows.registry import WORKFLOWS as WORKFLOWS  # re-exported: tests and bench/ use it
 
 log = structlog.get_logger("worker")
 
-WORKFLOWS = [RepairOrderWorkflow, ComplaintWorkflow]
 OK, NONDETERMINISTIC, CANNOT_CHECK = 0, 1, 2
 
 

@@ -21,7 +21,7 @@ from core.audit import (
     replay,
 )
 from models.order import Actor, Role
-from worker import WORKFLOWS
+from workflows.registry import WORKFLOWS
 
 router = APIRouter(prefix="/v1/orders", tags=["audit"])
 

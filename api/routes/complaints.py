@@ -1,24 +1,21 @@
 """Complaint routes: filing one on an order (an order update that starts the complaint's own
 workflow), reading one (a query), working one (updates) and listing them (the records store)."""
 
-import base64
-import binascii
-import json
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, TypeVar
 
 import structlog
 from fastapi import APIRouter, Depends, Header, Query, status
-from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
-from sqlalchemy import and_, not_, or_
-from sqlmodel import col, select
+from pydantic import BaseModel, ConfigDict
 from temporalio.client import WorkflowHandle
 from temporalio.workflow import UpdateMethodMultiParam
 
 from api.deps import CallerDep, OrderHandle, SessionDep, TemporalDep, may, role
 from api.errors import Conflict, Forbidden, NotFound, Unprocessable, engine_errors, problems
 from api.orders import act_on_order, update_id_for_key
+from core import queries
+from core.cursor import BadCursor
 from models.actions import Action
 from models.complaint import (
     Complaint,
@@ -30,7 +27,7 @@ from models.complaint import (
     ResolveInput,
     complaint_order_id,
 )
-from models.fields import Moment, Money, ShortText, Text
+from models.fields import Money, ShortText, Text
 from models.order import (
     Actor,
     ActorInput,
@@ -39,7 +36,6 @@ from models.order import (
     TimelineEntry,
     owns_order,
 )
-from models.records import ComplaintRow
 from workflows.complaint import ComplaintWorkflow
 
 router = APIRouter(tags=["complaints"])
@@ -202,25 +198,6 @@ async def file_complaint(
 # ---- reading ---------------------------------------------------------------------------------
 
 
-def encode_cursor(row: ComplaintRow) -> str:
-    position = json.dumps([row.filed_at.isoformat(), row.complaint_id])
-    return base64.urlsafe_b64encode(position.encode()).decode()
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        filed_at, complaint_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        at = datetime.fromisoformat(filed_at)
-    except (ValueError, TypeError, binascii.Error):
-        raise Unprocessable("query.cursor: not a cursor this list gave out") from None
-    if not isinstance(complaint_id, str) or len(complaint_id) > 60:
-        raise Unprocessable("query.cursor: not a cursor this list gave out")
-    try:
-        return TypeAdapter(Moment).validate_python(at), complaint_id
-    except ValidationError:  # naive, or out of any range a filing time has
-        raise Unprocessable("query.cursor: not a cursor this list gave out") from None
-
-
 @router.get("/v1/complaints", responses=problems(401, 403, 422, 503))
 async def list_complaints(
     caller: Annotated[Actor, Depends(role(Role.STAFF, Role.SUPERVISOR, Role.AUDITOR))],
@@ -233,39 +210,12 @@ async def list_complaints(
 ) -> ComplaintList:
     """Complaints from the records store, oldest filing first; `cursor` continues a listing."""
     now = datetime.now(UTC)
-    query = select(ComplaintRow)
-    if state is not None:
-        query = query.where(ComplaintRow.state == state.value)
-    if tier is not None:
-        query = query.where(ComplaintRow.tier == tier)
-    if overdue is not None:
-        late = or_(
-            and_(
-                col(ComplaintRow.state) == ComplaintState.OPEN.value,
-                col(ComplaintRow.first_reply_due) <= now,
-            ),
-            and_(
-                col(ComplaintRow.state).in_(
-                    [ComplaintState.OPEN.value, ComplaintState.ACKNOWLEDGED.value]
-                ),
-                col(ComplaintRow.resolution_due) <= now,
-            ),
+    try:
+        page = await queries.list_complaints(
+            session, state=state, tier=tier, overdue=overdue, now=now, limit=limit, cursor=cursor
         )
-        query = query.where(late if overdue else not_(late))
-    if cursor is not None:
-        after_at, after_id = decode_cursor(cursor)
-        query = query.where(
-            or_(
-                col(ComplaintRow.filed_at) > after_at,
-                and_(
-                    col(ComplaintRow.filed_at) == after_at,
-                    col(ComplaintRow.complaint_id) > after_id,
-                ),
-            )
-        )
-    query = query.order_by(col(ComplaintRow.filed_at), col(ComplaintRow.complaint_id))
-    rows = (await session.scalars(query.limit(limit + 1))).all()
-    page = rows[:limit]
+    except BadCursor:
+        raise Unprocessable("query.cursor: not a cursor this list gave out") from None
     return ComplaintList(
         items=[
             ComplaintListItem(
@@ -286,9 +236,9 @@ async def list_complaints(
                 compensation=row.compensation,
                 updated_at=row.updated_at,
             )
-            for row in page
+            for row in page.rows
         ],
-        next_cursor=encode_cursor(page[-1]) if len(rows) > limit else None,
+        next_cursor=page.next_cursor,
     )
 
 

@@ -3,11 +3,11 @@ from contextlib import suppress
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
 from temporalio.service import RPCError
 
 from api.deps import SettingsDep, TemporalDep
 from api.errors import problem
+from core.queries import records_reachable
 
 router = APIRouter(tags=["health"])
 
@@ -44,10 +44,7 @@ async def readiness(request: Request, temporal: TemporalDep, settings: SettingsD
             # An engine that cannot count them leaves the number unknown (null), not the API down.
             with suppress(RPCError):
                 counts[name] = (await temporal.count_workflows(f"{running} AND {condition}")).count
-    try:
-        async with request.app.state.engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
-    except Exception:
+    if not await records_reachable(request.app.state.engine):
         down.append("database")
     if down:
         return problem(503, "Service Unavailable", f"unreachable: {', '.join(down)}")

@@ -1,8 +1,6 @@
 """Order routes: each turns one call into a workflow start, an update or a query; lists and
 the audit log read the records store."""
 
-import base64
-import binascii
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, TypeVar
@@ -13,8 +11,6 @@ from pydantic import (
     ConfigDict,
     Field,
 )
-from sqlalchemy import and_, or_
-from sqlmodel import col, select
 
 from api.deps import (
     OrderId,
@@ -27,6 +23,8 @@ from api.deps import (
 from api.errors import Forbidden, NotFound, Unprocessable, problems
 from api.orders import book, check_window, read_order
 from api.views import BookingCreated, OrderPublic, order_view, warranty_view
+from core import queries
+from core.cursor import BadCursor
 from core.tokens import mint_token
 from models.catalog import Category
 from models.fields import Moment, ShortText
@@ -40,7 +38,6 @@ from models.order import (
     WarrantyStatus,
     local_date,
 )
-from models.records import EventRow, OrderRow, first_broken_seq
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"])
 ArgT = TypeVar("ArgT")
@@ -138,26 +135,6 @@ class OrderListQuery(BaseModel):
     )
 
 
-class OrderCursor(BaseModel):
-    """Where a page ended: the (booked_at, order_id) of its last order."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    booked_at: Moment
-    order_id: str = Field(min_length=1, max_length=40)
-
-    def encode(self) -> str:
-        return base64.urlsafe_b64encode(self.model_dump_json().encode()).decode().rstrip("=")
-
-    @classmethod
-    def decode(cls, cursor: str) -> "OrderCursor":
-        try:
-            raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-            return cls.model_validate_json(raw)
-        except (ValueError, binascii.Error):  # pydantic's ValidationError is a ValueError
-            raise Unprocessable("query.cursor: not a cursor this list gave out") from None
-
-
 class OrderCharges(BaseModel):
     currency: str
     total: Decimal
@@ -222,33 +199,21 @@ async def list_orders(
     start, end = filters.booked_from, filters.booked_to
     if start is not None and end is not None and end <= start:
         raise Unprocessable("query.to: must be after query.from")
-    query = select(OrderRow)
-    for column, value in (
-        (OrderRow.stage, filters.stage),
-        (OrderRow.technician_id, technician_id),
-        (OrderRow.priority, filters.priority),
-        (OrderRow.region, filters.region),
-        (OrderRow.sla_breached, filters.sla_breached),
-    ):
-        if value is not None:
-            query = query.where(col(column) == value)
-    booked_at, order_id = col(OrderRow.booked_at), col(OrderRow.order_id)
-    if start is not None:
-        query = query.where(booked_at >= start)
-    if end is not None:
-        query = query.where(booked_at < end)
-    if filters.cursor is not None:
-        after = OrderCursor.decode(filters.cursor)
-        query = query.where(
-            or_(
-                booked_at > after.booked_at,
-                and_(booked_at == after.booked_at, order_id > after.order_id),
-            )
+    try:
+        page = await queries.list_orders(
+            session,
+            stage=filters.stage,
+            technician_id=technician_id,
+            priority=filters.priority,
+            region=filters.region,
+            sla_breached=filters.sla_breached,
+            booked_from=start,
+            booked_to=end,
+            limit=filters.limit,
+            cursor=filters.cursor,
         )
-    query = query.order_by(booked_at, order_id).limit(filters.limit + 1)
-    rows = (await session.scalars(query)).all()
-    page = rows[: filters.limit]
-    more = len(rows) > filters.limit
+    except BadCursor:
+        raise Unprocessable("query.cursor: not a cursor this list gave out") from None
     return OrderList(
         items=[
             OrderListItem(
@@ -265,13 +230,9 @@ async def list_orders(
                 booked_at=row.booked_at,
                 updated_at=row.updated_at,
             )
-            for row in page
+            for row in page.rows
         ],
-        next_cursor=(
-            OrderCursor(booked_at=page[-1].booked_at, order_id=page[-1].order_id).encode()
-            if more
-            else None
-        ),
+        next_cursor=page.next_cursor,
     )
 
 
@@ -284,21 +245,11 @@ async def get_order_events(
     """The order's event log from the records store, with its hash chain checked: a row
     edited, deleted or added behind the service's back makes `chain_ok` false and
     `first_bad_seq` the first sequence number at which the chain no longer holds."""
-    order = await session.get(OrderRow, order_id)
-    events = (
-        await session.scalars(
-            select(EventRow).where(EventRow.order_id == order_id).order_by(col(EventRow.seq))
-        )
-    ).all()
-    if order is None and not events:
+    checked = await queries.order_events(session, order_id)
+    if checked is None:
         raise NotFound("no such order")
-    first_bad = first_broken_seq(
-        events,
-        last_seq=order.last_seq if order is not None else 0,
-        last_hash=order.last_hash if order is not None else None,
-    )
     return EventLog(
-        events=[EventPublic.model_validate(row, from_attributes=True) for row in events],
-        chain_ok=first_bad is None,
-        first_bad_seq=first_bad,
+        events=[EventPublic.model_validate(row, from_attributes=True) for row in checked.events],
+        chain_ok=checked.first_bad_seq is None,
+        first_bad_seq=checked.first_bad_seq,
     )

@@ -1,17 +1,17 @@
 """The technician registry: admins keep it; staff, supervisors and auditors read it."""
 
 import secrets
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlmodel import col, func, select
 
-from activities.dispatch import open_orders, ratings
 from api.deps import SessionDep, role
 from api.errors import Conflict, Forbidden, NotFound, problems
+from core import queries
 from models.catalog import Category
 from models.fields import ShortText
 from models.order import (
@@ -19,7 +19,7 @@ from models.order import (
     Actor,
     Role,
 )
-from models.records import ComplaintRow, OrderRow, TechnicianRow
+from models.records import TechnicianRow
 from models.technician import Certificate, TechnicianBase, TechnicianStatus
 
 router = APIRouter(prefix="/v1/technicians", tags=["technicians"])
@@ -77,10 +77,11 @@ class TechnicianList(BaseModel):
 
 
 async def _public(
-    session: SessionDep, rows: list[TechnicianRow], caller: Actor
+    session: SessionDep, rows: Sequence[TechnicianRow], caller: Actor
 ) -> list[TechnicianPublic]:
     ids = [row.id for row in rows]
-    workload, rating = await open_orders(session, ids), await ratings(session, ids)
+    workload = await queries.open_orders(session, ids)
+    rating = await queries.ratings(session, ids)
     return [
         TechnicianPublic(
             id=row.id,
@@ -98,14 +99,10 @@ async def _public(
 
 
 async def _load(session: SessionDep, technician_id: str) -> TechnicianRow:
-    row = await session.get(TechnicianRow, technician_id)
+    row = await queries.technician(session, technician_id)
     if row is None:
         raise NotFound(f"no technician {technician_id}")
     return row
-
-
-def _json_certificates(certificates: list[Certificate]) -> list[dict[str, str]]:
-    return [c.model_dump(mode="json") for c in certificates]
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses=problems(401, 403, 409, 422))
@@ -114,21 +111,9 @@ async def register_technician(
 ) -> TechnicianPublic:
     """Register a technician with their skills, regions and certificates."""
     technician_id = body.id or f"T{secrets.token_hex(3).upper()}"
-    if await session.get(TechnicianRow, technician_id) is not None:
+    row = await queries.add_technician(session, technician_id, body, datetime.now(UTC))
+    if row is None:
         raise Conflict(f"technician {technician_id} already exists")
-    now = datetime.now(UTC)
-    row = TechnicianRow(
-        id=technician_id,
-        name=body.name,
-        phone=body.phone,
-        skills=[str(skill) for skill in body.skills],
-        regions=body.regions,
-        certificates=_json_certificates(body.certificates),
-        created_at=now,
-        updated_at=now,
-    )
-    session.add(row)
-    await session.flush()
     return (await _public(session, [row], caller))[0]
 
 
@@ -143,20 +128,11 @@ async def list_technicians(
     cursor: str | None = None,
 ) -> TechnicianList:
     """Technicians by id; `cursor` is the last id of the previous page."""
-    query = select(TechnicianRow).order_by(col(TechnicianRow.id))
-    if status is not None:
-        query = query.where(TechnicianRow.status == status)
-    if cursor is not None:
-        query = query.where(col(TechnicianRow.id) > cursor)
-    rows = [
-        row
-        for row in (await session.scalars(query)).all()
-        if (skill is None or skill in row.skills) and (region is None or region in row.regions)
-    ]
-    page = rows[:limit]
+    page = await queries.list_technicians(
+        session, status=status, skill=skill, region=region, limit=limit, cursor=cursor
+    )
     return TechnicianList(
-        items=await _public(session, page, caller),
-        next_cursor=page[-1].id if len(rows) > limit else None,
+        items=await _public(session, page.rows, caller), next_cursor=page.next_cursor
     )
 
 
@@ -172,17 +148,17 @@ async def update_technician(
     technician_id: TechnicianId, body: TechnicianUpdate, caller: Admin, session: SessionDep
 ) -> TechnicianPublic:
     """Suspend or reactivate, change skills, regions or certificates."""
-    row = await _load(session, technician_id)
-    if body.status is not None:
-        row.status = body.status
-    if body.skills is not None:
-        row.skills = [str(skill) for skill in body.skills]
-    if body.regions is not None:
-        row.regions = body.regions
-    if body.certificates is not None:
-        row.certificates = _json_certificates(body.certificates)
-    row.updated_at = datetime.now(UTC)
-    await session.flush()
+    row = await queries.update_technician(
+        session,
+        technician_id,
+        status=body.status,
+        skills=body.skills,
+        regions=body.regions,
+        certificates=body.certificates,
+        at=datetime.now(UTC),
+    )
+    if row is None:
+        raise NotFound(f"no technician {technician_id}")
     return (await _public(session, [row], caller))[0]
 
 
@@ -219,9 +195,7 @@ async def technician_performance(
     ):
         raise Forbidden("only the office, or the technician themselves, read this")
     await _load(session, technician_id)
-    orders = (
-        await session.scalars(select(OrderRow).where(OrderRow.technician_id == technician_id))
-    ).all()
+    orders = await queries.orders_held(session, technician_id)
     completed = [o for o in orders if o.accepted_at is not None]
     hours = [
         (o.accepted_at - o.booked_at).total_seconds() / 3600 for o in completed if o.accepted_at
@@ -240,11 +214,6 @@ async def technician_performance(
         mean_hours_to_acceptance=(
             Decimal(sum(hours) / len(hours)).quantize(Decimal("0.1")) if hours else None
         ),
-        rating=(await ratings(session, [technician_id])).get(technician_id),
-        complaints_about_work=await session.scalar(
-            select(func.count())
-            .select_from(ComplaintRow)
-            .where(ComplaintRow.technician_id == technician_id, col(ComplaintRow.concerns_work))
-        )
-        or 0,
+        rating=(await queries.ratings(session, [technician_id])).get(technician_id),
+        complaints_about_work=await queries.complaints_about_work(session, technician_id),
     )
