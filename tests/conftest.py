@@ -1,6 +1,5 @@
-"""Session-wide Temporal environments: the time-skipping test server for workflow logic and a
-real dev server (with the custom search attributes) for the API. Both binaries come from the
-locked PyPI packages in the environment, so nothing is downloaded.
+"""Session-wide Temporal environments (tests/servers.py): the time-skipping test server for
+workflow logic and a real dev server (with the custom search attributes) for the API.
 
 The records store's tests run on both engines: `records_url` is a fresh, empty database on
 SQLite and on PostgreSQL (REPAIRFLOW_TEST_POSTGRES_URL; `python3 scripts/dev.py test` starts a
@@ -10,7 +9,6 @@ CI_REQUIRE_POSTGRES=1 (set by that command), which makes a missing server a fail
 import io
 import logging
 import os
-import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -19,18 +17,20 @@ import pytest
 import structlog
 from sqlalchemy import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.testing import WorkflowEnvironment
 
 from core.db import create_engine, prepare_schema
 from core.log import configure_logging
-from core.temporal import DATA_CONVERTER, dev_server_args
-from models.order import SEARCH_ATTRIBUTES
+from tests.servers import start_dev_server, start_time_skipping_server
 
-BIN = Path(sys.executable).parent
 POSTGRES_URL_VARIABLE = "REPAIRFLOW_TEST_POSTGRES_URL"
 RECORDS_ENGINES = ("sqlite", "postgresql")
+
+# The shared helpers assert for the tests that call them: rewrite their asserts as pytest does
+# the tests', so a failing one shows its values (before any of them is imported).
+pytest.register_assert_rewrite(
+    "tests.factories", "tests.harness", "tests.waiting", "tests.api.client", "tests.api.drive"
+)
 
 
 @pytest.fixture
@@ -49,32 +49,8 @@ def log_output() -> Iterator[io.StringIO]:
 
 @pytest.fixture(scope="session")
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=DATA_CONVERTER,
-        test_server_existing_path=str(BIN / "temporal-test-server"),
-    )
-    async with env:
-        await env.client.operator_service.add_search_attributes(
-            AddSearchAttributesRequest(
-                namespace=env.client.namespace,
-                search_attributes={
-                    key.name: IndexedValueType.ValueType(key.indexed_value_type)
-                    for key in SEARCH_ATTRIBUTES
-                },
-            )
-        )
+    async with await start_time_skipping_server() as env:
         yield env
-
-
-async def start_dev_server() -> WorkflowEnvironment:
-    """A real dev server with the custom search attributes and the engine settings of
-    command 1, in memory."""
-    return await WorkflowEnvironment.start_local(
-        data_converter=DATA_CONVERTER,
-        dev_server_existing_path=str(BIN / "temporal"),
-        search_attributes=SEARCH_ATTRIBUTES,
-        dev_server_extra_args=dev_server_args(),
-    )
 
 
 @pytest.fixture(scope="session")

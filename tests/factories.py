@@ -1,5 +1,6 @@
 """Plain factories for what tests book and who acts."""
 
+import uuid
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -13,18 +14,26 @@ from models.order import (
     Customer,
     Diagnosis,
     Fault,
+    OrderEvent,
     OrderInput,
+    OrderSnapshot,
     Priority,
     QuoteItem,
     QuoteRequest,
+    RecordInput,
     Role,
     ServiceRecord,
+    Stage,
     Survey,
     TimeWindow,
     WarrantyStatus,
     settle_warranty,
 )
 from models.policy import Policy
+from models.technician import Candidate
+
+# When the orders the records factories describe were booked.
+BOOKED_AT = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
 
 
 def create_booking_json(**overrides: Any) -> dict[str, Any]:
@@ -154,3 +163,56 @@ def create_service_record(**overrides: Any) -> ServiceRecord:
 def create_survey(**overrides: Any) -> Survey:
     fields: dict[str, Any] = {"attitude": 5, "quality": 4, "result": 5, "speed": 3}
     return Survey(**(fields | overrides))
+
+
+def create_candidate(technician_id: str, **overrides: Any) -> Candidate:
+    """A technician as dispatch ranks them: in the region, with no open orders."""
+    fields: dict[str, Any] = {"technician_id": technician_id, "in_region": True, "open_orders": 0}
+    return Candidate(**fields | overrides)
+
+
+def create_technician_json(**overrides: Any) -> dict[str, Any]:
+    """A technician as the admin registers one, with certificates valid for another year."""
+    next_year = (datetime.now(UTC) + timedelta(days=365)).date().isoformat()
+    technician: dict[str, Any] = {
+        "id": f"T-{uuid.uuid4().hex[:8]}",
+        "name": "Zhang San",
+        "phone": "+86 139 0000 1111",
+        "skills": ["refrigerator", "gas_stove"],
+        "regions": ["pudong"],
+        "certificates": [
+            {"type": "appliance_repair", "number": "AR-1", "valid_until": next_year},
+            {"type": "gas", "number": "G-1", "valid_until": next_year},
+        ],
+    }
+    return technician | overrides
+
+
+def create_record_input(
+    seq: int, stage: Stage, *, order_id: str = "RF261120-ABC123", **snapshot: Any
+) -> RecordInput:
+    """Event `seq` of an order and the read model as it stands right after it."""
+    at = BOOKED_AT + timedelta(minutes=seq)
+    fields: dict[str, Any] = {
+        "order_id": order_id,
+        "stage": stage,
+        "priority": Priority.NORMAL,
+        "channel": Channel.PHONE,
+        "category": Category.REFRIGERATOR,
+        "region": "pudong",
+        "technician_id": None,
+        "warranty_status": WarrantyStatus.IN_WARRANTY,
+        "sla_breached": False,
+        "currency": "CNY",
+        "total": Decimal("0.00"),
+        "booked_at": BOOKED_AT,
+        "updated_at": at,
+        "customer_name": "Li Wei",
+        "customer_phone": "+86 138 0013 8000",
+    }
+    return RecordInput(
+        snapshot=OrderSnapshot(**(fields | snapshot)),
+        event=OrderEvent(
+            order_id=order_id, seq=seq, at=at, actor="system", action=f"stage:{stage}"
+        ),
+    )

@@ -1,6 +1,5 @@
 import uuid
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,52 +15,15 @@ from temporalio.worker import Worker
 
 from activities.records import RecordActivities
 from core.db import create_engine
-from models.catalog import Category
 from models.order import (
-    Channel,
     ComplaintSnapshot,
     ComplaintState,
-    OrderEvent,
-    OrderSnapshot,
-    Priority,
     RecordInput,
     Stage,
-    WarrantyStatus,
 )
 from models.records import GENESIS_HASH, ComplaintRow, EventRow, OrderRow, first_broken_seq
+from tests.factories import BOOKED_AT, create_record_input
 from tests.store_faults import accept_events, refuse_events_from
-
-BOOKED_AT = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
-
-
-def create_record_input(
-    seq: int, stage: Stage, *, order_id: str = "RF261120-ABC123", **snapshot: Any
-) -> RecordInput:
-    """Event `seq` of an order and the read model as it stands right after it."""
-    at = BOOKED_AT + timedelta(minutes=seq)
-    fields: dict[str, Any] = {
-        "order_id": order_id,
-        "stage": stage,
-        "priority": Priority.NORMAL,
-        "channel": Channel.PHONE,
-        "category": Category.REFRIGERATOR,
-        "region": "pudong",
-        "technician_id": None,
-        "warranty_status": WarrantyStatus.IN_WARRANTY,
-        "sla_breached": False,
-        "currency": "CNY",
-        "total": Decimal("0.00"),
-        "booked_at": BOOKED_AT,
-        "updated_at": at,
-        "customer_name": "Li Wei",
-        "customer_phone": "+86 138 0013 8000",
-    }
-    return RecordInput(
-        snapshot=OrderSnapshot(**(fields | snapshot)),
-        event=OrderEvent(
-            order_id=order_id, seq=seq, at=at, actor="system", action=f"stage:{stage}"
-        ),
-    )
 
 
 @pytest.fixture

@@ -2,15 +2,13 @@
 SQLite records store."""
 
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
@@ -22,10 +20,9 @@ from api.main import create_app
 from core.db import create_engine, prepare_schema
 from core.settings import Settings
 from core.tokens import mint_token
+from tests.api.client import AUTH_SECRET, Auth, TokenFactory, serve
+from tests.api.drive import Drive, driver
 from worker import build_worker
-
-AUTH_SECRET = "test-secret-long-enough-for-any-hmac-algorithm-0123456789abcdefghijklmnop"
-TokenFactory = Callable[..., str]
 
 
 @pytest.fixture(scope="session")
@@ -64,36 +61,6 @@ async def worker(
         yield
 
 
-async def serve(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://repairflow") as http:
-            yield http
-
-
-@asynccontextmanager
-async def app_and_worker(
-    client: Client, settings: Settings
-) -> AsyncIterator[tuple[httpx.AsyncClient, AsyncEngine]]:
-    """The real app and a real worker on the task queue and records store of `settings` (the
-    store migrated first), for tests that need a service of their own."""
-    engine = create_engine(settings.database_url)
-    await prepare_schema(engine)
-    worker = build_worker(
-        client,
-        settings,
-        RecordActivities(engine),
-        NotificationActivities(engine),
-        DispatchActivities(engine),
-    )
-    try:
-        async with worker:
-            async for http in serve(create_app(settings)):
-                yield http, engine
-    finally:
-        await engine.dispose()
-
-
 @pytest.fixture(scope="session")
 async def api(settings: Settings, worker: None) -> AsyncIterator[httpx.AsyncClient]:
     async for http in serve(create_app(settings)):
@@ -116,7 +83,7 @@ def token() -> TokenFactory:
 
 
 @pytest.fixture(scope="session")
-def auth(token: TokenFactory) -> Callable[..., dict[str, str]]:
+def auth(token: TokenFactory) -> Auth:
     def headers(role: str, **claims: Any) -> dict[str, str]:
         return {"Authorization": f"Bearer {token(role, **claims)}"}
 
@@ -128,7 +95,7 @@ def data_dir(tmp_path: Path) -> Path:
     return tmp_path
 
 
-# The lifecycle tests' order driver serves every API test module.
-from tests.api.test_lifecycle import drive  # noqa: E402
-
-__all__ = ["drive"]
+@pytest.fixture
+def drive(api: httpx.AsyncClient, auth: Auth) -> Drive:
+    """Book an order and move it through the API up to a step (tests/api/drive.py)."""
+    return driver(api, auth)

@@ -7,10 +7,9 @@ import io
 import json
 import os
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
-from typing import TypeVar
 
 import httpx
 import pytest
@@ -27,33 +26,20 @@ from api.routes.audit import replay_workflows
 from core.archive import archive_closed_workflows, keep_archiving
 from core.settings import Settings
 from models.records import EventRow, HistoryArchiveRow
-from tests.api.conftest import serve
-from tests.api.test_complaints import COMPLAINT, act
-from tests.api.test_lifecycle import Auth, Drive, Driven, Json, Role, problem
+from tests.api.client import Auth, serve
+from tests.api.drive import COMPLAINT, Drive, Driven, Json, Role, act, problem
 from tests.audit.incompatible import INCOMPATIBLE_WORKFLOWS
-from tests.conftest import BIN
+from tests.servers import BIN
+from tests.waiting import eventually
 from worker import replay_running
 
 ROOT = Path(__file__).parent.parent.parent
-T = TypeVar("T")
-
-
-async def until(
-    read: Callable[[], Awaitable[T]], done: Callable[[T], bool], seconds: float = 20
-) -> T:
-    """What the engine does in the background (closing, visibility, deletion) settles soon."""
-    for _ in range(int(seconds / 0.1)):
-        value = await read()
-        if done(value):
-            return value
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"not settled after {seconds}s: {value!r}")
 
 
 async def closed(temporal: Client, *workflow_ids: str) -> None:
     for workflow_id in workflow_ids:
         handle = temporal.get_workflow_handle(workflow_id)
-        await until(
+        await eventually(
             lambda h=handle: h.describe(),  # type: ignore[misc]
             lambda d: d.status == WorkflowExecutionStatus.COMPLETED,
         )
@@ -80,7 +66,7 @@ async def delete_from_engine(temporal: Client, *workflow_ids: str) -> None:
         )
     for workflow_id in workflow_ids:
         # The dev server deletes a closed workflow about half a minute after being asked.
-        await until(lambda w=workflow_id: gone(temporal, w), bool, seconds=90)  # type: ignore[misc]
+        await eventually(lambda w=workflow_id: gone(temporal, w), bool, within=90)  # type: ignore[misc]
 
 
 async def run(*argv: str | Path, env: dict[str, str] | None = None) -> tuple[int, str]:
@@ -372,7 +358,7 @@ class TestArchive:
         order, complaint_id = finished_order_with_complaint
         before = await history(api, order)
         # Visibility lists a workflow as closed a moment after it closed: a round or two.
-        await until(
+        await eventually(
             lambda: archive_then_read(
                 temporal, records_engine, settings, order.order_id, complaint_id
             ),
@@ -408,7 +394,7 @@ class TestArchive:
     ) -> None:
         """An archived history is not fetched or written again."""
         order_id = finished_order.order_id
-        [first] = await until(
+        [first] = await eventually(
             lambda: archive_then_read(temporal, records_engine, settings, order_id),
             lambda rows: len(rows) == 1,
         )
@@ -446,7 +432,7 @@ class TestArchive:
             )
         )
         try:
-            await until(lambda: archived(records_engine, finished_order.order_id), bool)
+            await eventually(lambda: archived(records_engine, finished_order.order_id), bool)
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
@@ -469,7 +455,7 @@ class TestArchive:
             async def failures() -> int:
                 return log_output.getvalue().count("archiving round failed")
 
-            await until(failures, lambda count: count >= 2)
+            await eventually(failures, lambda count: count >= 2)
             assert not task.done()
         finally:
             task.cancel()

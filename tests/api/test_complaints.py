@@ -5,21 +5,9 @@ from typing import Any
 
 import httpx
 
-from tests.api.test_lifecycle import (
-    Auth,
-    Drive,
-    Driven,
-    Json,
-    eventually,
-    problem,
-    refused,
-)
-
-COMPLAINT: Json = {
-    "category": "attitude",
-    "description": "the technician left a mess",
-    "concerns_work": True,
-}
+from tests.api.client import Auth
+from tests.api.drive import COMPLAINT, Drive, Driven, Json, act, problem, refused
+from tests.waiting import eventually
 
 
 async def file(api: httpx.AsyncClient, order: Driven, *, by: str = "customer") -> str:
@@ -31,12 +19,6 @@ async def file(api: httpx.AsyncClient, order: Driven, *, by: str = "customer") -
     assert response.status_code == 201, response.text
     complaint_id: str = response.json()["complaint_id"]
     return complaint_id
-
-
-async def act(
-    api: httpx.AsyncClient, complaint_id: str, action: str, headers: dict[str, str], **body: Any
-) -> httpx.Response:
-    return await api.post(f"/v1/complaints/{complaint_id}/{action}", json=body, headers=headers)
 
 
 async def read(api: httpx.AsyncClient, complaint_id: str, headers: dict[str, str]) -> Json:

@@ -1,17 +1,14 @@
 """Dispatch through the API: offers, manual assignment and the registry's workload counts."""
 
-import asyncio
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 
-from tests.api.test_technicians import create_technician_json
-from tests.factories import create_booking_json
-
-Auth = Callable[..., dict[str, str]]
+from tests.api.client import Auth
+from tests.factories import create_booking_json, create_technician_json
+from tests.waiting import eventually
 
 
 def new_region() -> str:
@@ -34,16 +31,6 @@ async def book(api: httpx.AsyncClient, auth: Auth, region: str) -> dict[str, Any
     return body
 
 
-async def poll(read: Callable[[], Any], done: Callable[[Any], bool]) -> Any:
-    value = None
-    for _ in range(100):
-        value = await read()
-        if done(value):
-            return value
-        await asyncio.sleep(0.1)
-    return value
-
-
 async def order_of(api: httpx.AsyncClient, auth: Auth, order_id: str) -> dict[str, Any]:
     body: dict[str, Any] = (await api.get(f"/v1/orders/{order_id}", headers=auth("staff"))).json()
     return body
@@ -59,7 +46,7 @@ class TestOffer:
         other = await register(api, auth, region, skills=["television"])
         created = await book(api, auth, region)
         url = f"/v1/orders/{created['order_id']}"
-        order = await poll(
+        order = await eventually(
             lambda: order_of(api, auth, created["order_id"]),
             lambda o: o["offer"] is not None,
         )
@@ -93,7 +80,7 @@ class TestOffer:
         region = new_region()
         holder = await register(api, auth, region)
         created = await book(api, auth, region)
-        await poll(
+        await eventually(
             lambda: order_of(api, auth, created["order_id"]), lambda o: o["offer"] is not None
         )
         response = await api.post(
@@ -172,7 +159,7 @@ class TestWorkload:
 
         kept, reassigned, cancelled, completed = urls
         # The first order is taken through an offer, whichever of the two is asked first.
-        await poll(lambda: order_of(api, auth, orders[0]["order_id"]), lambda o: o["offer"])
+        await eventually(lambda: order_of(api, auth, orders[0]["order_id"]), lambda o: o["offer"])
         offer = (await order_of(api, auth, orders[0]["order_id"]))["offer"]
         accepted = await api.post(
             f"{kept}/offer/accept",
@@ -228,7 +215,7 @@ class TestWorkload:
             }
 
         expected = {holder: 1, other: 1}
-        assert await poll(counts, lambda c: c == expected) == expected
+        assert await eventually(counts, lambda c: c == expected) == expected
 
 
 class TestOfferedTechnicianReads:
@@ -239,7 +226,7 @@ class TestOfferedTechnicianReads:
         region = new_region()
         holder = await register(api, auth, region)
         created = await book(api, auth, region)
-        await poll(
+        await eventually(
             lambda: order_of(api, auth, created["order_id"]), lambda o: o["offer"] is not None
         )
         response = await api.get(
@@ -300,7 +287,7 @@ class TestPerformance:
             body: dict[str, Any] = response.json()
             return body
 
-        performance = await poll(figures, lambda f: f["completed"] == 1)
+        performance = await eventually(figures, lambda f: f["completed"] == 1)
         assert performance["orders"] == 1
         assert performance["open_orders"] == 0
         assert performance["rework_rate"] == "1.000"

@@ -1,8 +1,6 @@
 """GET /v1/orders/{id}/events: the records store's event log, its hash chain checked."""
 
-import asyncio
 import random
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -24,9 +22,10 @@ from models.order import (
     Stage,
     WarrantyStatus,
 )
+from tests.api.client import Auth
 from tests.factories import create_booking_json
+from tests.waiting import eventually
 
-Auth = Callable[..., dict[str, str]]
 ORDER_ID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 BOOKED_AT = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
 
@@ -170,12 +169,12 @@ class TestOrderEvents:
             f"/v1/orders/{order_id}/cancel", json={"reason": "moved"}, headers=auth("staff")
         )
         order = (await api.get(f"/v1/orders/{order_id}", headers=auth("staff"))).json()
-        log: dict[str, Any] = {}
-        for _ in range(50):  # the worker writes the records a moment after the update answers
-            log = (await events_of(api, auth, order_id, role="supervisor")).json()
-            if len(log.get("events", [])) == len(order["timeline"]):
-                break
-            await asyncio.sleep(0.1)
+        # The worker writes the records a moment after the update answers.
+        answer = await eventually(
+            lambda: events_of(api, auth, order_id, role="supervisor"),
+            lambda answer: len(answer.json().get("events", [])) == len(order["timeline"]),
+        )
+        log = answer.json()
         assert [e["action"] for e in log["events"]] == [e["action"] for e in order["timeline"]]
         assert (log["chain_ok"], log["first_bad_seq"]) == (True, None)
 

@@ -13,16 +13,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.test_lifecycle import (
-    Auth,
-    Drive,
-    book,
-    eventually,
-    new_technician_id,
-    problem,
-    state,
-)
+from tests.api.client import Auth
+from tests.api.drive import Drive, book, new_technician_id, problem, state
 from tests.factories import create_booking_json
+from tests.waiting import eventually
 
 
 def window_in(days: int) -> dict[str, str]:

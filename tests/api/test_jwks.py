@@ -23,7 +23,7 @@ from pydantic import SecretStr
 from api.main import create_app
 from core.settings import Settings
 from core.tokens import AUDIENCE, ISSUER
-from tests.api.conftest import AUTH_SECRET, serve
+from tests.api.client import AUTH_SECRET, serve
 from tests.factories import create_booking_json
 
 LINK_SECRET = "customer-link-secret-of-its-own-0123456789abcdefghijklmnopqrstuvwxyz"

@@ -2,7 +2,7 @@
 
 import base64
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -15,9 +15,8 @@ from api.main import create_app
 from core.db import create_engine
 from core.settings import Settings
 from models.records import OrderRow
-from tests.api.conftest import serve
+from tests.api.client import Auth, serve
 
-Auth = Callable[..., dict[str, str]]
 BOOKED_AT = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
 LIST_ITEM_FIELDS = {
     "order_id",

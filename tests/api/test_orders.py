@@ -1,4 +1,3 @@
-import asyncio
 import io
 import uuid
 from collections.abc import Callable
@@ -9,36 +8,16 @@ import httpx
 import jwt
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
 
 from api.main import create_app
 from core.settings import Settings
 from models.order import ORDER_ID_PATTERN
 from models.records import OrderRow
-from tests.api.conftest import AUTH_SECRET, TokenFactory, serve
+from tests.api.client import AUTH_SECRET, Auth, TokenFactory, serve
+from tests.api.drive import book
 from tests.factories import create_booking_json
-
-Auth = Callable[..., dict[str, str]]
-
-
-async def book(api: httpx.AsyncClient, auth: Auth, **overrides: Any) -> dict[str, Any]:
-    response = await api.post(
-        "/v1/orders", json=create_booking_json(**overrides), headers=auth("staff")
-    )
-    assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-async def eventually(read: Callable[[], Any], expected: Callable[[Any], bool]) -> Any:
-    """Reads that lag the workflow (visibility, records store) settle within a few seconds."""
-    value = None
-    for _ in range(50):
-        value = await read()
-        if expected(value):
-            return value
-        await asyncio.sleep(0.1)
-    return value
+from tests.waiting import eventually
 
 
 class TestBookOrder:
@@ -401,14 +380,17 @@ class TestOperatorsSee:
 
 class TestPrivacy:
     async def test_no_personal_data_in_log_lines(
-        self, api: httpx.AsyncClient, auth: Auth, log_output: io.StringIO
+        self, api: httpx.AsyncClient, auth: Auth, temporal: Client, log_output: io.StringIO
     ) -> None:
         """Booking, reading and cancelling an order logs neither name, phone, email nor address."""
         created = await book(api, auth)
         order_url = f"/v1/orders/{created['order_id']}"
         await api.get(order_url, headers=auth("staff"))
         await api.post(f"{order_url}/cancel", json={"reason": "x"}, headers=auth("staff"))
-        await asyncio.sleep(0.5)  # the worker's record writes log too
+        # The worker's record writes and messages log too: a cancelled order closes once the
+        # last of them is done.
+        workflow = temporal.get_workflow_handle(created["order_id"])
+        await eventually(workflow.describe, lambda d: d.status == WorkflowExecutionStatus.COMPLETED)
         logged = log_output.getvalue()
         assert created["order_id"] in logged
         customer = create_booking_json()["customer"]

@@ -3,9 +3,8 @@ events wait and since when, and /readyz counts it. (That the write resumes by it
 store accepts it again is tested on the time-skipping server, tests/workflows/
 test_stalled_writes.py: here it would take the real ten minutes of the pause.)"""
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -13,11 +12,10 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from core.settings import Settings
-from tests.api.conftest import app_and_worker
+from tests.api.client import Auth, app_and_worker
 from tests.factories import create_booking_json
 from tests.store_faults import refuse_events_from
-
-Auth = Callable[..., dict[str, str]]
+from tests.waiting import eventually
 
 
 @pytest.fixture
@@ -49,14 +47,15 @@ async def test_an_order_whose_records_writes_fail_says_so_and_readiness_counts_i
     assert booked.status_code == 201, booked.text
     url = f"/v1/orders/{booked.json()['order_id']}"
 
-    pending: dict[str, object] = {}
-    for _ in range(150):
-        answer = await refusing_api.get(url, headers=auth("staff"))
-        assert answer.status_code == 200, answer.text
-        pending = answer.json()["pending_writes"]
-        if pending["stalled_since"]:
-            break
-        await asyncio.sleep(0.2)
+    answer = await eventually(
+        lambda: refusing_api.get(url, headers=auth("staff")),
+        lambda answer: (
+            answer.status_code != 200 or answer.json()["pending_writes"]["stalled_since"]
+        ),
+        explain=lambda answer: answer.text,
+    )
+    assert answer.status_code == 200, answer.text
+    pending = answer.json()["pending_writes"]
     timeline = answer.json()["timeline"]
     assert pending["stalled_since"] is not None
     assert pending["records"] == len(timeline) - 1 >= 1
@@ -65,10 +64,9 @@ async def test_an_order_whose_records_writes_fail_says_so_and_readiness_counts_i
     listed = await refusing_api.get("/v1/orders", headers=auth("staff"))
     assert [item["stage"] for item in listed.json()["items"]] == ["booked"]
 
-    stalled = None
-    for _ in range(150):
-        stalled = (await refusing_api.get("/readyz")).json()["orders_with_stalled_writes"]
-        if stalled:
-            break
-        await asyncio.sleep(0.2)
-    assert stalled == 1
+    ready = await eventually(
+        lambda: refusing_api.get("/readyz"),
+        lambda ready: ready.json()["orders_with_stalled_writes"],
+        explain=lambda ready: ready.text,
+    )
+    assert ready.json()["orders_with_stalled_writes"] == 1

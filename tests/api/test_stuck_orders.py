@@ -1,9 +1,8 @@
 """An order whose workflow task keeps failing (a bug in the workflow code, a history the code
 cannot replay) is not left invisible: reading it says it is stuck, and /readyz counts it."""
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -14,10 +13,9 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from api.main import create_app
 from core.settings import Settings
-from tests.api.conftest import serve
+from tests.api.client import Auth, serve
 from tests.factories import create_booking_json
-
-Auth = Callable[..., dict[str, str]]
+from tests.waiting import eventually
 
 
 @workflow.defn(name="RepairOrderWorkflow")
@@ -56,13 +54,11 @@ async def test_a_stuck_order_says_so_and_readiness_counts_it(
     assert booked.status_code == 201, booked.text
     url = f"/v1/orders/{booked.json()['order_id']}"
 
-    answer = None
-    for _ in range(150):
-        answer = await wedging_api.get(url, headers=auth("staff"))
-        if answer.json().get("workflow_task_failing"):
-            break
-        await asyncio.sleep(0.2)
-    assert answer is not None
+    answer = await eventually(
+        lambda: wedging_api.get(url, headers=auth("staff")),
+        lambda answer: answer.json().get("workflow_task_failing"),
+        explain=lambda answer: answer.text,
+    )
     assert answer.status_code == 503
     assert answer.headers["content-type"] == "application/problem+json"
     body = answer.json()
@@ -79,10 +75,9 @@ async def test_a_stuck_order_says_so_and_readiness_counts_it(
     assert acted.status_code == 503
     assert acted.json()["title"] == "Order Stuck"
 
-    failing = None
-    for _ in range(150):
-        failing = (await wedging_api.get("/readyz")).json()["workflows_with_failing_task"]
-        if failing:
-            break
-        await asyncio.sleep(0.2)
-    assert failing == 1
+    ready = await eventually(
+        lambda: wedging_api.get("/readyz"),
+        lambda ready: ready.json()["workflows_with_failing_task"],
+        explain=lambda ready: ready.text,
+    )
+    assert ready.json()["workflows_with_failing_task"] == 1

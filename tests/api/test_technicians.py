@@ -1,28 +1,14 @@
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 
-Auth = Callable[..., dict[str, str]]
+from tests.api.client import Auth
+from tests.factories import create_technician_json
+
 NEXT_YEAR = (datetime.now(UTC) + timedelta(days=365)).date().isoformat()
-
-
-def create_technician_json(**overrides: Any) -> dict[str, Any]:
-    technician: dict[str, Any] = {
-        "id": f"T-{uuid.uuid4().hex[:8]}",
-        "name": "Zhang San",
-        "phone": "+86 139 0000 1111",
-        "skills": ["refrigerator", "gas_stove"],
-        "regions": ["pudong"],
-        "certificates": [
-            {"type": "appliance_repair", "number": "AR-1", "valid_until": NEXT_YEAR},
-            {"type": "gas", "number": "G-1", "valid_until": NEXT_YEAR},
-        ],
-    }
-    return technician | overrides
 
 
 async def register(api: httpx.AsyncClient, auth: Auth, **overrides: Any) -> dict[str, Any]:

@@ -37,7 +37,6 @@ complaints and warranty claims, many orders at once, or the notification channel
 repeatable probe of the edges, not an exhaustive search.
 """
 
-import asyncio
 import json
 import re
 import tomllib
@@ -80,7 +79,8 @@ from models.order import (
 )
 from models.policy import CENT, Policy
 from models.records import IdempotencyKeyRow, TechnicianRow
-from tests.api.conftest import AUTH_SECRET, app_and_worker
+from tests.api.client import AUTH_SECRET, app_and_worker
+from tests.waiting import eventually
 
 Json = dict[str, Any]
 Headers = dict[str, str]
@@ -799,17 +799,15 @@ class Service:
         self, order_id: str, until: Callable[[Json], bool], what: str, within: timedelta
     ) -> Json:
         """The order once `until` holds, read again and again for at most `within`."""
-        loop = asyncio.get_running_loop()
-        give_up = loop.time() + within.total_seconds()
-        while True:
-            order = await self.order(order_id)
-            if until(order):
-                return order
-            assert loop.time() < give_up, (
-                f"{order_id}: not {what} within {within}: stage {order['stage']}, "
+        return await eventually(
+            lambda: self.order(order_id),
+            until,
+            within=within.total_seconds(),
+            explain=lambda order: (
+                f"{order_id}: not {what}: stage {order['stage']}, "
                 f"pending writes {order['pending_writes']}"
-            )
-            await asyncio.sleep(0.2)
+            ),
+        )
 
 
 def technician_json(technician_id: str) -> Json:

@@ -15,7 +15,7 @@ from temporalio.testing import ActivityEnvironment
 from activities.records import RecordActivities
 from models.order import RecordInput, Stage
 from models.records import GENESIS_HASH, EventRow, OrderRow, event_hash, first_broken_seq
-from tests.activities.test_records import create_record_input
+from tests.factories import create_record_input
 
 ORDER = "RF261120-ABC123"
 

@@ -18,7 +18,7 @@ from sqlmodel import SQLModel
 from core.db import SchemaError, alembic_config, create_engine, prepare_schema
 from models.order import Stage
 from models.records import OrderRow
-from tests.activities.test_records import create_record_input
+from tests.factories import create_record_input
 
 ROOT = Path(__file__).resolve().parents[2]
 ALEMBIC = Path(sys.executable).parent / "alembic"

@@ -28,16 +28,19 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from temporalio.api.enums.v1 import EventType
+from temporalio.api.enums.v1 import EventType, TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.service import RPCError
 
 from api.main import create_app
 from core.settings import Settings
 from core.tokens import mint_token
-from tests.api.test_lifecycle import SERVICE_RECORD
-from tests.conftest import start_dev_server
+from tests.api.drive import SERVICE_RECORD
 from tests.factories import create_booking_json
+from tests.servers import start_dev_server
+from tests.waiting import eventually
 from worker import OK, replay_files
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -262,11 +265,8 @@ async def dev_server() -> AsyncIterator[Client]:
 
 async def wait_for_worker(client: Client, task_queue: str, started: float) -> None:
     """Until the restarted worker polls the task queue."""
-    from temporalio.api.enums.v1 import TaskQueueType
-    from temporalio.api.taskqueue.v1 import TaskQueue
-    from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 
-    for _ in range(300):
+    async def polling() -> bool:
         try:
             described = await client.workflow_service.describe_task_queue(
                 DescribeTaskQueueRequest(
@@ -276,12 +276,10 @@ async def wait_for_worker(client: Client, task_queue: str, started: float) -> No
                 )
             )
         except RPCError:  # a loaded engine may drop the call; ask again
-            await asyncio.sleep(0.1)
-            continue
-        if any(p.last_access_time.ToSeconds() >= int(started) for p in described.pollers):
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError("the worker did not start polling")
+            return False
+        return any(p.last_access_time.ToSeconds() >= int(started) for p in described.pollers)
+
+    await eventually(polling, bool, explain=lambda _: "the worker did not start polling")
 
 
 async def run_once(client: Client, plan: Plan, workdir: Path) -> Report:

@@ -21,8 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.api.test_technicians import create_technician_json
-from tests.factories import create_booking_json
+from tests.factories import create_booking_json, create_technician_json
 from tests.service import ROOT, Service
 
 ROLES = ("staff", "technician", "customer", "supervisor", "auditor", "admin")

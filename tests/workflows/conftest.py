@@ -1,5 +1,15 @@
-"""The order harness (tests/workflows/test_repair_order.py) serves every workflow test module."""
+"""The order harness (tests/harness.py) with the spy's activities serves every workflow test
+module; a module that needs a real activity overrides `harness` with its own `order_harness`."""
 
-from tests.workflows.test_repair_order import harness
+from collections.abc import AsyncIterator
 
-__all__ = ["harness"]
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from tests.harness import Harness, order_harness
+
+
+@pytest.fixture
+async def harness(time_skipping_env: WorkflowEnvironment) -> AsyncIterator[Harness]:
+    async with order_harness(time_skipping_env) as harness:
+        yield harness

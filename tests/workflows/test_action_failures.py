@@ -5,7 +5,6 @@ The bug is planted in a subclass of the real order workflow (tests/workflows/bro
 run on the time-skipping server."""
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 
 import pytest
@@ -13,21 +12,19 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from models.order import OrderInput, OrderOutcome, Stage
 from tests.factories import create_quote_request
-from tests.workflows.broken_pricing import BrokenPricing
-from tests.workflows.test_repair_order import (
+from tests.harness import (
     Handle,
     Harness,
-    RecordsSpy,
     arrive,
     details,
     diagnose,
     finish,
-    finish_quietly,
+    order_harness,
 )
+from tests.workflows.broken_pricing import BrokenPricing
 from workflows.complaint import ComplaintWorkflow
 
 
@@ -46,18 +43,10 @@ class BrokenHarness(Harness):
 
 @pytest.fixture
 async def harness(time_skipping_env: WorkflowEnvironment) -> AsyncIterator[Harness]:
-    task_queue = f"tq-{uuid.uuid4().hex}"
-    spy = RecordsSpy()
-    async with Worker(
-        time_skipping_env.client,
-        task_queue=task_queue,
-        workflows=[BrokenPricing, ComplaintWorkflow],
-        activities=[spy.record_order_event, spy.send_notification, spy.find_candidates],
-    ):
-        harness = BrokenHarness(time_skipping_env, task_queue, spy)
+    async with order_harness(
+        time_skipping_env, workflows=[BrokenPricing, ComplaintWorkflow], harness=BrokenHarness
+    ) as harness:
         yield harness
-        for workflow_id in harness.started:
-            await finish_quietly(time_skipping_env.client.get_workflow_handle(workflow_id))
 
 
 async def test_an_error_inside_an_action_fails_that_action_and_the_order_goes_on(

@@ -5,61 +5,67 @@ the messages. Time is moved to a Friday 17:30 in Shanghai with `harness.env.slee
 fall where lifecycle.md says they must.
 """
 
-import asyncio
 import uuid
+from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 import pytest
-from temporalio.client import WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.workflow import UpdateMethodMultiParam
 
 from models.complaint import (
     Complaint,
-    ComplaintFiling,
     ComplaintOutcome,
     FileComplaintInput,
     FollowUpInput,
     ResolveInput,
 )
-from models.notification import NotificationInput, Recipient, Template
+from models.notification import Recipient, Template
 from models.order import (
-    Actor,
     ActorInput,
     CancelInput,
     ComplaintState,
     ComplaintSummary,
     DiagnosisInput,
+    Order,
     OrderOutcome,
     Stage,
     WarrantyStatus,
 )
 from models.policy import Policy
 from tests.factories import create_diagnosis, create_policy, create_quote_request
-from tests.workflows.test_repair_order import (
-    SETTLE,
+from tests.harness import (
+    ComplaintHandle,
     Handle,
     Harness,
     accept,
+    acknowledge,
     arrive,
     assert_refused,
+    close,
     customer_of,
     decline_quote,
     details,
     diagnose,
+    file_complaint,
+    filing,
+    follow_up,
     repair,
+    resolve,
+    sent_eventually,
     settled,
     staff,
     supervisor,
     technician,
 )
+from tests.waiting import eventually
 from workflows.complaint import ComplaintWorkflow
 from workflows.repair_order import RepairOrderWorkflow
 
-ComplaintHandle = WorkflowHandle[ComplaintWorkflow, ComplaintOutcome]
 ArgT = TypeVar("ArgT")
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 FRIDAY = 4
@@ -82,26 +88,6 @@ def at_local(day: date, hour: int, minute: int) -> datetime:
     return datetime.combine(day, time(hour, minute), SHANGHAI)
 
 
-def filing(*, concerns_work: bool = True) -> ComplaintFiling:
-    return ComplaintFiling(
-        category="attitude",
-        description="the technician left a mess and was rude",
-        concerns_work=concerns_work,
-    )
-
-
-async def file_complaint(
-    harness: Harness, handle: Handle, *, actor: Actor | None = None
-) -> ComplaintHandle:
-    filed = await handle.execute_update(
-        RepairOrderWorkflow.file_complaint,
-        FileComplaintInput(actor=actor or customer_of(handle.id), filing=filing()),
-    )
-    # Ended before its order at teardown: a complaint left running would hold the test clock.
-    harness.started.insert(harness.started.index(handle.id), filed.complaint_id)
-    return harness.env.client.get_workflow_handle_for(ComplaintWorkflow.run, filed.complaint_id)
-
-
 async def sleep_until(harness: Harness, moment: datetime) -> None:
     await harness.env.sleep(moment - await harness.now())
 
@@ -120,47 +106,34 @@ async def complaint_of(handle: ComplaintHandle) -> Complaint:
 
 
 async def complaint_eventually(
-    handle: ComplaintHandle, expected: Any, *, within: float = SETTLE
+    handle: ComplaintHandle, expected: Callable[[Complaint], bool]
 ) -> Complaint:
-    loop = asyncio.get_running_loop()
-    give_up = loop.time() + within
-    while not expected(complaint := await complaint_of(handle)):
-        if loop.time() > give_up:
-            raise AssertionError(f"complaint never got there: {complaint.timeline}")
-        await asyncio.sleep(0.05)
-    return complaint
+    return await eventually(
+        lambda: complaint_of(handle),
+        expected,
+        explain=lambda complaint: f"the complaint is at {complaint.timeline}",
+    )
 
 
-async def order_shows(order: Handle, complaint: ComplaintHandle, *, within: float = SETTLE) -> Any:
+async def order_shows(order: Handle, complaint: ComplaintHandle) -> ComplaintSummary:
     """The order's summary of the complaint once it matches the complaint itself."""
-    loop = asyncio.get_running_loop()
-    give_up = loop.time() + within
-    while True:
+
+    async def both() -> tuple[ComplaintSummary, Order]:
         current = await complaint_of(complaint)
-        expected = ComplaintSummary(
+        summary = ComplaintSummary(
             complaint_id=complaint.id,
             state=current.state,
             tier=current.tier,
             filed_at=current.filed_at,
         )
-        if expected in (await details(order)).complaints:
-            return expected
-        if loop.time() > give_up:
-            raise AssertionError(f"the order never showed {expected}")
-        await asyncio.sleep(0.05)
+        return summary, await details(order)
 
-
-async def sent_eventually(
-    harness: Harness, template: Template, order_id: str, *, count: int
-) -> list[NotificationInput]:
-    """The order's messages of a template once `count` of them have reached the spy."""
-    loop = asyncio.get_running_loop()
-    give_up = loop.time() + SETTLE
-    while len(messages := harness.records.messages(template, order_id)) < count:
-        if loop.time() > give_up:
-            raise AssertionError(f"only {len(messages)} {template} messages were sent")
-        await asyncio.sleep(0.05)
-    return messages
+    summary, _ = await eventually(
+        both,
+        lambda shown: shown[0] in shown[1].complaints,
+        explain=lambda shown: f"the order never showed {shown[0]}",
+    )
+    return summary
 
 
 async def assert_complaint_refused(
@@ -179,32 +152,6 @@ async def assert_complaint_refused(
     assert cause.type == error_type, cause
     assert reason in cause.message
     assert await complaint_of(handle) == before
-
-
-async def acknowledge(handle: ComplaintHandle, actor: Actor) -> Complaint:
-    return await handle.execute_update(ComplaintWorkflow.acknowledge, ActorInput(actor=actor))
-
-
-async def resolve(
-    handle: ComplaintHandle, actor: Actor, compensation: Decimal | None = None
-) -> Complaint:
-    return await handle.execute_update(
-        ComplaintWorkflow.resolve,
-        ResolveInput(actor=actor, resolution="apologised; cleaned up", compensation=compensation),
-    )
-
-
-async def follow_up(handle: ComplaintHandle, order_id: str, *, satisfied: bool) -> Complaint:
-    return await handle.execute_update(
-        ComplaintWorkflow.follow_up,
-        FollowUpInput(actor=customer_of(order_id), satisfied=satisfied, comment="thanks"),
-    )
-
-
-async def close(handle: ComplaintHandle, order_id: str) -> None:
-    """Resolved by a supervisor (who may act at any tier) and the customer satisfied."""
-    await resolve(handle, supervisor())
-    await follow_up(handle, order_id, satisfied=True)
 
 
 class TestFirstReplyDeadline:

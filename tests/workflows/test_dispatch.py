@@ -1,6 +1,5 @@
 """The offer loop on the time-skipping server, ranking a real SQLite registry."""
 
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -9,7 +8,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from activities.dispatch import DispatchActivities
 from core.db import create_engine, prepare_schema
@@ -26,15 +24,14 @@ from models.order import (
 )
 from models.records import OrderRow, TechnicianRow
 from tests.factories import create_policy
-from tests.workflows.test_repair_order import (
+from tests.harness import (
     Handle,
     Harness,
-    RecordsSpy,
     assert_refused,
     customer_of,
     details,
-    eventually,
-    finish_quietly,
+    order_eventually,
+    order_harness,
     sent_eventually,
     settled,
     technician,
@@ -56,22 +53,11 @@ async def registry(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
 async def harness(
     time_skipping_env: WorkflowEnvironment, registry: AsyncEngine
 ) -> AsyncIterator[Harness]:
-    task_queue = f"tq-{uuid.uuid4().hex}"
-    records = RecordsSpy()
-    async with Worker(
-        time_skipping_env.client,
-        task_queue=task_queue,
-        workflows=[RepairOrderWorkflow],
-        activities=[
-            records.record_order_event,
-            records.send_notification,
-            DispatchActivities(registry).find_candidates,
-        ],
-    ):
-        harness = Harness(time_skipping_env, task_queue, records)
+    """The order harness ranking the real registry."""
+    async with order_harness(
+        time_skipping_env, find_candidates=DispatchActivities(registry).find_candidates
+    ) as harness:
         yield harness
-        for workflow_id in harness.started:
-            await finish_quietly(time_skipping_env.client.get_workflow_handle(workflow_id))
 
 
 async def register(
@@ -120,7 +106,7 @@ async def register(
 
 
 async def offered_to(handle: Handle, technician_id: str) -> None:
-    await eventually(
+    await order_eventually(
         handle, lambda o: o.offer is not None and o.offer.technician_id == technician_id
     )
 
@@ -156,7 +142,7 @@ class TestRanking:
         handle = await harness.book(category=Category.GAS_STOVE)
         await offered_to(handle, "T-VALID")
         await decline(handle, "T-VALID")
-        order = await eventually(handle, lambda o: bool(o.escalations))
+        order = await order_eventually(handle, lambda o: bool(o.escalations))
         assert order.offered == ["T-VALID"]
         assert [e.reason for e in order.escalations] == ["no_technician"]
         offers = harness.records.messages(Template.JOB_OFFERED, handle.id)
@@ -175,7 +161,7 @@ class TestOfferAnswers:
         await decline(handle, "T-A")
         await offered_to(handle, "T-B")
         await decline(handle, "T-B")
-        order = await eventually(handle, lambda o: bool(o.escalations))
+        order = await order_eventually(handle, lambda o: bool(o.escalations))
         assert order.offered == ["T-A", "T-B"]
         assert order.stage == Stage.DISPATCHING
         assert [(e.to, e.reason) for e in order.escalations] == [("supervisor", "no_technician")]
@@ -259,7 +245,7 @@ class TestOfferAnswers:
         await sent_eventually(harness, Template.CONTACT_CUSTOMER_REMINDER, handle.id)
         assert (await settled(handle)).escalations == []
         await harness.env.sleep(timedelta(minutes=30))
-        order = await eventually(handle, lambda o: bool(o.escalations))
+        order = await order_eventually(handle, lambda o: bool(o.escalations))
         assert [(e.to, e.reason) for e in order.escalations] == [
             ("staff", "appointment_unconfirmed")
         ]

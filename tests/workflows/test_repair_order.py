@@ -1,40 +1,24 @@
 """The order workflow on the time-skipping test server: every stage and path of lifecycle.md.
 
-Activities are replaced by spies: the workflow is under test here, not the records store or the
-channels. Time is moved with `harness.env.sleep`; deadlines are read back from the order.
+Activities are replaced by spies (tests/harness.py): the workflow is under test here, not the
+records store or the channels. Time is moved with `harness.env.sleep`; deadlines are read back
+from the order.
 """
 
-import asyncio
-import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import suppress
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import pytest
-from temporalio import activity
-from temporalio.api.enums.v1 import EventType
-from temporalio.client import (
-    WithStartWorkflowOperation,
-    WorkflowExecutionStatus,
-    WorkflowHandle,
-    WorkflowUpdateFailedError,
-)
+from temporalio.client import WithStartWorkflowOperation, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
-from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
-from temporalio.workflow import UpdateMethodMultiParam
 
 from models.catalog import Category
-from models.notification import NotificationInput, Recipient, Template
+from models.notification import Recipient, Template
 from models.order import (
     AcceptanceInput,
-    Actor,
     ActorInput,
     AssignInput,
     CancelInput,
@@ -47,7 +31,6 @@ from models.order import (
     HazardInput,
     NoteInput,
     Order,
-    OrderInput,
     OrderOutcome,
     PartRequest,
     PartsInput,
@@ -56,7 +39,6 @@ from models.order import (
     QuotePart,
     QuoteRequest,
     QuoteStatus,
-    RecordInput,
     Role,
     ServiceRecordInput,
     Stage,
@@ -66,372 +48,48 @@ from models.order import (
     WindowInput,
 )
 from models.policy import Policy
-from models.technician import Candidate, CandidateQuery
 from tests.factories import (
     create_actor,
-    create_appliance,
-    create_booking,
+    create_candidate,
     create_customer,
     create_diagnosis,
-    create_order_input,
     create_policy,
     create_quote_request,
     create_service_record,
     create_survey,
     create_window,
 )
-from workflows.complaint import ComplaintWorkflow
+from tests.harness import (
+    TECHNICIAN,
+    Harness,
+    accept,
+    approve_quote,
+    arrive,
+    assert_refused,
+    assign,
+    check_in,
+    claim,
+    complete,
+    confirm_appointment,
+    customer_of,
+    decline_quote,
+    details,
+    diagnose,
+    finish,
+    order_eventually,
+    reject,
+    repair,
+    sent_eventually,
+    settled,
+    staff,
+    submit_service_record,
+    supervisor,
+    technician,
+    update_events,
+)
 from workflows.repair_order import RepairOrderWorkflow
 
-Handle = WorkflowHandle[RepairOrderWorkflow, OrderOutcome]
-ArgT = TypeVar("ArgT")
-ResultT = TypeVar("ResultT")
-
-TECHNICIAN = "T-100"
 OTHER_TECHNICIAN = "T-200"
-# Polling budget (real seconds) for effects of a timer or an activity to show up.
-SETTLE = 10.0
-
-
-@dataclass
-class RecordsSpy:
-    """Stands in for the records store and the channels: the workflow is under test here."""
-
-    written: list[RecordInput] = field(default_factory=list)
-    sent: list[NotificationInput] = field(default_factory=list)
-    # The registry as dispatch sees it: empty unless a test registers technicians.
-    candidates: list[Candidate] = field(default_factory=list)
-    queries: list[CandidateQuery] = field(default_factory=list)
-
-    @activity.defn(name="find_candidates")
-    async def find_candidates(self, query: CandidateQuery) -> list[Candidate]:
-        self.queries.append(query)
-        return [c for c in self.candidates if c.technician_id not in query.exclude]
-
-    # Event numbers the spy refuses once, as a store refuses a value it cannot hold.
-    refused: set[int] = field(default_factory=set)
-
-    @activity.defn(name="record_order_event")
-    async def record_order_event(self, input: RecordInput) -> None:
-        if input.event.seq in self.refused:
-            self.refused.discard(input.event.seq)
-            raise ApplicationError("refused by the spy", type="RecordRejected", non_retryable=True)
-        self.written.append(input)
-
-    @activity.defn(name="send_notification")
-    async def send_notification(self, input: NotificationInput) -> None:
-        self.sent.append(input)
-
-    def messages(self, template: Template, order_id: str | None = None) -> list[NotificationInput]:
-        return [
-            message
-            for message in self.sent
-            if message.template == template and order_id in (None, message.order_id)
-        ]
-
-
-@dataclass
-class Harness:
-    env: WorkflowEnvironment
-    task_queue: str
-    records: RecordsSpy
-    started: list[str] = field(default_factory=list)
-
-    async def order_input(self, **overrides: Any) -> OrderInput:
-        """An order booked now, on the test server's clock."""
-        now = await self.env.get_current_time()
-        return create_order_input(f"RF-TEST-{uuid.uuid4().hex[:8]}", booked_at=now, **overrides)
-
-    async def start(self, order_input: OrderInput | None = None) -> Handle:
-        order_input = order_input or await self.order_input()
-        self.started.append(order_input.order_id)
-        return await self.env.client.start_workflow(
-            RepairOrderWorkflow.run,
-            order_input,
-            id=order_input.order_id,
-            task_queue=self.task_queue,
-        )
-
-    async def book(
-        self,
-        warranty: WarrantyStatus = WarrantyStatus.IN_WARRANTY,
-        *,
-        policy: Policy | None = None,
-        category: Category = Category.REFRIGERATOR,
-        **booking: Any,
-    ) -> Handle:
-        """Start an order booked now whose product warranty has the status asked for."""
-        now = await self.env.get_current_time()
-        appliance = create_appliance(warranty, booked_on=now.date(), category=category)
-        return await self.start(
-            await self.order_input(
-                booking=create_booking(appliance=appliance, **booking), policy=policy or Policy()
-            )
-        )
-
-    def handle(self, workflow_id: str) -> Handle:
-        """A handle on an order this test did not start itself (a warranty-claim order).
-        Unlike a started one, awaiting its result does not skip time."""
-        self.started.append(workflow_id)
-        return self.env.client.get_workflow_handle_for(RepairOrderWorkflow.run, workflow_id)
-
-    async def now(self) -> datetime:
-        return await self.env.get_current_time()
-
-
-@pytest.fixture
-async def harness(time_skipping_env: WorkflowEnvironment) -> AsyncIterator[Harness]:
-    task_queue = f"tq-{uuid.uuid4().hex}"
-    records = RecordsSpy()
-    async with Worker(
-        time_skipping_env.client,
-        task_queue=task_queue,
-        workflows=[RepairOrderWorkflow, ComplaintWorkflow],
-        activities=[records.record_order_event, records.send_notification, records.find_candidates],
-    ):
-        harness = Harness(time_skipping_env, task_queue, records)
-        yield harness
-        # An order left running, or an activity left in flight by a stopped worker, holds the
-        # shared server's clock: settle and end them while the worker still runs.
-        for workflow_id in harness.started:
-            await finish_quietly(time_skipping_env.client.get_workflow_handle(workflow_id))
-
-
-async def finish_quietly(handle: WorkflowHandle[Any, Any]) -> None:
-    """Let the order's queued effects drain, then terminate it if it is still running."""
-    loop = asyncio.get_running_loop()
-    give_up = loop.time() + SETTLE
-    with suppress(RPCError):
-        while loop.time() < give_up:
-            description = await handle.describe()
-            if description.status != WorkflowExecutionStatus.RUNNING:
-                return
-            events = (await handle.fetch_history()).events
-            idle = events[-1].event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
-            if idle and not description.raw_description.pending_activities:
-                break
-            await asyncio.sleep(0.02)
-        await handle.terminate(reason="test over")
-
-
-async def update_events(
-    handle: WorkflowHandle[RepairOrderWorkflow, OrderOutcome],
-) -> list[EventType.ValueType]:
-    history = await handle.fetch_history()
-    return [
-        event.event_type
-        for event in history.events
-        if event.event_type
-        in (
-            EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED,
-            EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED,
-        )
-    ]
-
-
-async def accepted_update_ids(handle: Handle) -> set[str]:
-    history = await handle.fetch_history()
-    return {
-        event.workflow_execution_update_accepted_event_attributes.accepted_request.meta.update_id
-        for event in history.events
-        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED
-    }
-
-
-# ---- who acts ------------------------------------------------------------------------------
-
-
-def technician(technician_id: str = TECHNICIAN) -> Actor:
-    return create_actor(Role.TECHNICIAN, technician_id=technician_id)
-
-
-def staff() -> Actor:
-    return create_actor(Role.STAFF)
-
-
-def supervisor() -> Actor:
-    return create_actor(Role.SUPERVISOR)
-
-
-def customer_of(order_id: str) -> Actor:
-    return create_actor(Role.CUSTOMER, order_id=order_id)
-
-
-# ---- reading and waiting -------------------------------------------------------------------
-
-
-async def details(handle: Handle) -> Order:
-    return await handle.query(RepairOrderWorkflow.details)
-
-
-async def eventually(
-    handle: Handle, expected: Callable[[Order], bool], *, within: float = SETTLE
-) -> Order:
-    """The order once it matches: a timer's effect reaches the query a moment after it fires."""
-    loop = asyncio.get_running_loop()
-    give_up = loop.time() + within
-    while not expected(order := await details(handle)):
-        if loop.time() > give_up:
-            raise AssertionError(f"order never got there; it is {order.stage}: {order.timeline}")
-        await asyncio.sleep(0.05)
-    return order
-
-
-async def sent_eventually(
-    harness: Harness, template: Template, order_id: str, *, within: float = SETTLE
-) -> list[NotificationInput]:
-    """The messages of a template once at least one has reached the channel spy."""
-    loop = asyncio.get_running_loop()
-    give_up = loop.time() + within
-    while not (messages := harness.records.messages(template, order_id)):
-        if loop.time() > give_up:
-            raise AssertionError(f"no {template} message was sent")
-        await asyncio.sleep(0.05)
-    return messages
-
-
-async def settled(handle: Handle) -> Order:
-    """The order after the worker has caught up with whatever the server has for it."""
-    await asyncio.sleep(0.3)
-    return await details(handle)
-
-
-async def assert_refused(
-    handle: Handle,
-    update: UpdateMethodMultiParam[[RepairOrderWorkflow, ArgT], ResultT],
-    arg: ArgT,
-    error_type: str,
-    reason: str,
-) -> ApplicationError:
-    """The update fails with `error_type` naming `reason`, and leaves no trace in the order."""
-    before = await details(handle)
-    updates_before = await update_events(handle)
-    update_id = f"refused-{uuid.uuid4().hex}"
-    with pytest.raises(WorkflowUpdateFailedError) as refusal:
-        await handle.execute_update(update, arg, id=update_id)
-    cause = refusal.value.cause
-    assert isinstance(cause, ApplicationError)
-    assert cause.type == error_type, cause
-    assert reason in cause.message
-    assert cause.non_retryable
-    after = await details(handle)
-    assert after.timeline == before.timeline
-    # Effects still being written drain meanwhile: they are not the order's state.
-    assert after.model_dump(exclude={"pending_writes"}) == before.model_dump(
-        exclude={"pending_writes"}
-    )
-    assert await update_events(handle) == updates_before
-    assert update_id not in await accepted_update_ids(handle)
-    return cause
-
-
-def create_candidate(technician_id: str, **overrides: Any) -> Candidate:
-    fields: dict[str, Any] = {"technician_id": technician_id, "in_region": True, "open_orders": 0}
-    return Candidate(**fields | overrides)
-
-
-# ---- moving an order along -----------------------------------------------------------------
-
-
-async def assign(
-    handle: Handle, technician_id: str = TECHNICIAN, *, actor: Actor | None = None
-) -> Order:
-    return await handle.execute_update(
-        RepairOrderWorkflow.assign,
-        AssignInput(actor=actor or staff(), technician_id=technician_id),
-    )
-
-
-async def confirm_appointment(harness: Harness, handle: Handle, *, in_hours: int = 1) -> Order:
-    window = create_window(await harness.now() + timedelta(hours=in_hours))
-    return await handle.execute_update(
-        RepairOrderWorkflow.confirm_appointment, WindowInput(actor=technician(), window=window)
-    )
-
-
-async def check_in(handle: Handle) -> Order:
-    return await handle.execute_update(RepairOrderWorkflow.check_in, ActorInput(actor=technician()))
-
-
-async def arrive(harness: Harness, handle: Handle) -> Order:
-    """Assigned, appointment confirmed, checked in: the order is on site."""
-    await assign(handle)
-    await confirm_appointment(harness, handle)
-    return await check_in(handle)
-
-
-async def diagnose(
-    handle: Handle, quote: QuoteRequest | None = None, exclusion: Exclusion | None = None
-) -> Order:
-    return await handle.execute_update(
-        RepairOrderWorkflow.diagnose,
-        DiagnosisInput(
-            actor=technician(),
-            diagnosis=create_diagnosis(warranty_exclusion=exclusion),
-            quote=quote,
-        ),
-    )
-
-
-async def approve_quote(handle: Handle) -> Order:
-    return await handle.execute_update(
-        RepairOrderWorkflow.approve_quote, ActorInput(actor=customer_of(handle.id))
-    )
-
-
-async def decline_quote(handle: Handle) -> Order:
-    return await handle.execute_update(
-        RepairOrderWorkflow.decline_quote, ActorInput(actor=customer_of(handle.id))
-    )
-
-
-async def submit_service_record(handle: Handle) -> Order:
-    return await handle.execute_update(
-        RepairOrderWorkflow.submit_service_record,
-        ServiceRecordInput(actor=technician(), record=create_service_record()),
-    )
-
-
-async def complete(handle: Handle) -> Order:
-    return await handle.execute_update(RepairOrderWorkflow.complete, ActorInput(actor=technician()))
-
-
-async def finish(handle: Handle) -> Order:
-    """Service record written and work finished: the order awaits acceptance."""
-    await submit_service_record(handle)
-    return await complete(handle)
-
-
-async def repair(harness: Harness, handle: Handle, *, quote: QuoteRequest | None = None) -> Order:
-    """On site, diagnosed (quoted and approved when a quote is given) and finished."""
-    await arrive(harness, handle)
-    await diagnose(handle, quote=quote)
-    if quote is not None:
-        await approve_quote(handle)
-    return await finish(handle)
-
-
-async def accept(handle: Handle, *, actor: Actor | None = None) -> Order:
-    return await handle.execute_update(
-        RepairOrderWorkflow.record_acceptance,
-        AcceptanceInput(
-            actor=actor or customer_of(handle.id), accepted=True, signature="sig-li-wei"
-        ),
-    )
-
-
-async def reject(handle: Handle, reason: str = "still not cooling") -> Order:
-    return await handle.execute_update(
-        RepairOrderWorkflow.record_acceptance,
-        AcceptanceInput(actor=customer_of(handle.id), accepted=False, reason=reason),
-    )
-
-
-async def claim(handle: Handle, *, actor: Actor | None = None) -> ClaimCreated:
-    return await handle.execute_update(
-        RepairOrderWorkflow.claim_warranty,
-        ClaimInput(actor=actor or customer_of(handle.id), description="not cooling again"),
-    )
 
 
 def local_text(moment: datetime) -> str:
@@ -597,7 +255,7 @@ class TestBooking:
         assert order.sla[Clock.RESPONSE].deadline - order.booked_at == timedelta(hours=1)
         assert order.sla[Clock.ARRIVAL].deadline - order.booked_at == timedelta(hours=4)
         confirmed = await sent_eventually(harness, Template.BOOKING_CONFIRMED, handle.id)
-        await eventually(handle, lambda _: len(harness.records.written) >= 2)
+        await order_eventually(handle, lambda _: len(harness.records.written) >= 2)
         assert [(r.event.seq, r.event.action) for r in harness.records.written[:2]] == [
             (1, "booked"),
             (2, "stage:dispatching"),
@@ -623,7 +281,7 @@ class TestBooking:
         await harness.env.sleep(timedelta(minutes=59))
         assert (await settled(handle)).escalations == []
         await harness.env.sleep(timedelta(minutes=2))
-        order = await eventually(handle, lambda o: bool(o.escalations))
+        order = await order_eventually(handle, lambda o: bool(o.escalations))
         assert order.sla[Clock.RESPONSE].breached
         assert [(e.to, e.reason) for e in order.escalations] == [("supervisor", "response_overdue")]
         escalation = await sent_eventually(harness, Template.ESCALATION, handle.id)
@@ -701,9 +359,7 @@ class TestConfirmAppointment:
         handle = await harness.book()
         await assign(handle)
         await harness.env.sleep(timedelta(minutes=31))
-        reminder = await sent_eventually(
-            harness, Template.CONTACT_CUSTOMER_REMINDER, handle.id, within=2.0
-        )
+        reminder = await sent_eventually(harness, Template.CONTACT_CUSTOMER_REMINDER, handle.id)
         assert reminder[0].to.technician_id == TECHNICIAN
 
 
@@ -870,7 +526,7 @@ class TestCheckIn:
     async def test_check_in_before_assignment_is_forbidden(self, harness: Harness) -> None:
         """A technician cannot check in to an order no one has been assigned to yet."""
         handle = await harness.book()
-        await eventually(handle, lambda order: bool(order.escalations))  # nobody to offer it to
+        await order_eventually(handle, lambda o: bool(o.escalations))  # nobody to offer it to
         await assert_refused(
             handle,
             RepairOrderWorkflow.check_in,
@@ -1065,7 +721,7 @@ class TestParts:
         await harness.env.sleep(timedelta(hours=23, minutes=50))
         assert (await settled(handle)).escalations == []
         await harness.env.sleep(timedelta(minutes=20))
-        order = await eventually(handle, lambda o: bool(o.escalations))
+        order = await order_eventually(handle, lambda o: bool(o.escalations))
         assert order.sla[Clock.PARTS_DISPATCH].breached
         assert [(e.to, e.reason) for e in order.escalations] == [("supervisor", "parts_overdue")]
 
@@ -1116,7 +772,7 @@ class TestWorkshop:
         await harness.env.sleep(deadline - await harness.now() - timedelta(minutes=10))
         assert (await settled(handle)).escalations == []
         await harness.env.sleep(timedelta(minutes=20))
-        order = await eventually(handle, lambda o: bool(o.escalations))
+        order = await order_eventually(handle, lambda o: bool(o.escalations))
         assert [(e.to, e.reason) for e in order.escalations] == [("supervisor", "workshop_overdue")]
         assert order.sla[Clock.WORKSHOP_REPAIR].breached
 
@@ -1163,7 +819,7 @@ class TestHazard:
         await harness.env.sleep(timedelta(minutes=40))
         assert not (await settled(handle)).sla[Clock.GENERAL_REPAIR].breached
         await harness.env.sleep(timedelta(minutes=20))
-        order = await eventually(handle, lambda o: o.sla[Clock.GENERAL_REPAIR].breached)
+        order = await order_eventually(handle, lambda o: o.sla[Clock.GENERAL_REPAIR].breached)
         assert order.stage == Stage.ON_SITE  # a late repair is recorded, never blocking
 
     async def test_supervisor_may_cancel_in_a_safety_stop(self, harness: Harness) -> None:
@@ -1415,7 +1071,7 @@ class TestAcceptance:
         assert order.stage == Stage.AWAITING_ACCEPTANCE
         assert order.acceptance is None
         await harness.env.sleep(timedelta(hours=1, minutes=5))
-        order = await eventually(handle, lambda o: o.stage == Stage.IN_WARRANTY)
+        order = await order_eventually(handle, lambda o: o.stage == Stage.IN_WARRANTY)
         assert order.acceptance is not None
         assert order.acceptance.deemed
         assert order.acceptance.by == "system"

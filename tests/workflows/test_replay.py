@@ -12,8 +12,6 @@ The recorded workflow id of each history is its file name without `.json`.
 
 import asyncio
 import os
-import sys
-import uuid
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from datetime import timedelta
@@ -21,15 +19,11 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import WorkflowExecutionStatus, WorkflowHistory
-from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Replayer, Worker
+from temporalio.worker import Replayer
 
 from core.temporal import DATA_CONVERTER
 from models.order import (
-    SEARCH_ATTRIBUTES,
     ActorInput,
     CancelInput,
     ComplaintState,
@@ -41,38 +35,37 @@ from models.policy import Policy
 from tests.factories import (
     create_appliance,
     create_booking,
+    create_candidate,
     create_order_input,
     create_quote_request,
 )
-from tests.workflows.test_complaints import (
-    acknowledge,
-    close,
-    file_complaint,
-    follow_up,
-    resolve,
-)
-from tests.workflows.test_repair_order import (
+from tests.harness import (
     TECHNICIAN,
     Handle,
     Harness,
-    RecordsSpy,
     accept,
+    acknowledge,
     assign,
     check_in,
     claim,
+    close,
     confirm_appointment,
-    create_candidate,
     customer_of,
     decline_quote,
     diagnose,
-    eventually,
+    file_complaint,
     finish,
+    follow_up,
+    order_eventually,
+    order_harness,
     reject,
     repair,
+    resolve,
     staff,
     supervisor,
     technician,
 )
+from tests.servers import start_time_skipping_server
 from worker import WORKFLOWS
 from workflows.complaint import ComplaintWorkflow
 from workflows.repair_order import RepairOrderWorkflow
@@ -163,12 +156,14 @@ async def offer_accepted(harness: Harness) -> list[Handle]:
     """Dispatched by offers: the first technician declines, the next accepts and repairs."""
     harness.records.candidates = [create_candidate("T-300"), create_candidate(TECHNICIAN)]
     handle = await book(harness, "offer_accepted", WarrantyStatus.IN_WARRANTY)
-    await eventually(handle, lambda o: o.offer is not None)
+    await order_eventually(handle, lambda o: o.offer is not None)
     await handle.execute_update(
         RepairOrderWorkflow.decline_offer,
         ReasonInput(actor=technician("T-300"), reason="on leave"),
     )
-    await eventually(handle, lambda o: o.offer is not None and o.offer.technician_id == TECHNICIAN)
+    await order_eventually(
+        handle, lambda o: o.offer is not None and o.offer.technician_id == TECHNICIAN
+    )
     await handle.execute_update(RepairOrderWorkflow.accept_offer, ActorInput(actor=technician()))
     await confirm_appointment(harness, handle)
     await check_in(handle)
@@ -210,28 +205,6 @@ def recorded() -> list[Path]:
     return sorted(HISTORIES.glob("*.json"))
 
 
-async def recording_server() -> WorkflowEnvironment:
-    """A time-skipping server of the scenario's own.
-
-    The test server stops skipping time for good once an abandoned child outlives its closed
-    parent (the claim order of `warranty_claim`), so no scenario shares one with another.
-    """
-    env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=DATA_CONVERTER,
-        test_server_existing_path=str(Path(sys.executable).parent / "temporal-test-server"),
-    )
-    await env.client.operator_service.add_search_attributes(
-        AddSearchAttributesRequest(
-            namespace=env.client.namespace,
-            search_attributes={
-                key.name: IndexedValueType.ValueType(key.indexed_value_type)
-                for key in SEARCH_ATTRIBUTES
-            },
-        )
-    )
-    return env
-
-
 async def run_to_the_end(harness: Harness, handle: Handle, *, booked_here: bool) -> None:
     """Skip time until the order has finished.
 
@@ -251,18 +224,13 @@ class TestRecordHistories:
     @pytest.mark.parametrize("scenario", SCENARIOS)
     async def test_record_scenario(self, scenario: str) -> None:
         """Each scenario's orders run to their end; every workflow's history is written out."""
-        task_queue = f"tq-record-{uuid.uuid4().hex}"
-        spy = RecordsSpy()
+        # A time-skipping server of the scenario's own: the test server stops skipping time for
+        # good once an abandoned child outlives its closed parent (the claim order of
+        # `warranty_claim`), so no scenario shares one with another.
         async with (
-            await recording_server() as env,
-            Worker(
-                env.client,
-                task_queue=task_queue,
-                workflows=WORKFLOWS,
-                activities=[spy.record_order_event, spy.send_notification, spy.find_candidates],
-            ),
+            await start_time_skipping_server() as env,
+            order_harness(env, workflows=WORKFLOWS) as harness,
         ):
-            harness = Harness(env, task_queue, spy)
             handles = await SCENARIOS[scenario](harness)
             histories = {}
             for index, handle in enumerate(handles):  # the order the scenario booked first

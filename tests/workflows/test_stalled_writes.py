@@ -5,7 +5,6 @@ it), and the write resumes by itself once the cause is gone, every event in its 
 The records store is real here (SQLite), made to refuse by the database itself or missing
 altogether; the workflow runs on the time-skipping server, whose clock the tests move."""
 
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -15,24 +14,21 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import col, select
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from activities.records import RecordActivities
 from core.db import create_engine, prepare_schema
 from models.order import WRITES_STALLED, Order, PendingWrites
 from models.records import EventRow, OrderRow, first_broken_seq
-from tests.store_faults import accept_events, refuse_events_from
-from tests.workflows.test_repair_order import (
+from tests.harness import (
     Handle,
     Harness,
-    RecordsSpy,
     assign,
     details,
-    eventually,
-    finish_quietly,
+    order_eventually,
+    order_harness,
 )
-from workflows.complaint import ComplaintWorkflow
-from workflows.repair_order import STALLED_WRITE_PAUSE, RepairOrderWorkflow
+from tests.store_faults import accept_events, refuse_events_from
+from workflows.effects import STALLED_WRITE_PAUSE
 
 # Long enough for the engine to give up retrying a write (its backoff reaches a minute).
 ENGINE_RETRIES = timedelta(minutes=15)
@@ -80,22 +76,10 @@ async def open_store(store: Store) -> None:
 @pytest.fixture
 async def harness(time_skipping_env: WorkflowEnvironment, store: Store) -> AsyncIterator[Harness]:
     """The order harness with the real records activity on `store`."""
-    task_queue = f"tq-{uuid.uuid4().hex}"
-    spy = RecordsSpy()
-    async with Worker(
-        time_skipping_env.client,
-        task_queue=task_queue,
-        workflows=[RepairOrderWorkflow, ComplaintWorkflow],
-        activities=[
-            RecordActivities(store.engine).record_order_event,
-            spy.send_notification,
-            spy.find_candidates,
-        ],
-    ):
-        harness = Harness(time_skipping_env, task_queue, spy)
+    async with order_harness(
+        time_skipping_env, record_order_event=RecordActivities(store.engine).record_order_event
+    ) as harness:
         yield harness
-        for workflow_id in harness.started:
-            await finish_quietly(time_skipping_env.client.get_workflow_handle(workflow_id))
 
 
 async def writes_stalled(handle: Handle) -> bool | None:
@@ -118,7 +102,7 @@ class TestStalledWrites:
         await refuse_events_from(store.engine, 2)
         handle = await harness.book()
 
-        order = await eventually(handle, stalled)
+        order = await order_eventually(handle, stalled)
         assert order.pending_writes.records == len(order.timeline) - 1 >= 1
         assert [row.seq for row in await store.event_rows(order.order_id)] == [1]
         assert await writes_stalled(handle) is True
@@ -132,7 +116,7 @@ class TestStalledWrites:
 
         await accept_events(store.engine)
         await harness.env.sleep(STALLED_WRITE_PAUSE)
-        order = await eventually(handle, caught_up)
+        order = await order_eventually(handle, caught_up)
         await store.assert_complete(order)
         assert await writes_stalled(handle) is None
 
@@ -145,11 +129,11 @@ class TestStalledWrites:
         assert not stalled(order)  # the engine is still retrying
 
         await harness.env.sleep(ENGINE_RETRIES)
-        order = await eventually(handle, stalled)
+        order = await order_eventually(handle, stalled)
         assert await writes_stalled(handle) is True
 
         await open_store(store)
         await harness.env.sleep(STALLED_WRITE_PAUSE)
-        order = await eventually(handle, caught_up)
+        order = await order_eventually(handle, caught_up)
         await store.assert_complete(order)
         assert await writes_stalled(handle) is None
