@@ -59,6 +59,7 @@ def build_worker(
         workflow_runner=TaskOrderRunner(),
         activities=[
             records.record_order_event,
+            records.record_order_events,
             notifications.send_notification,
             dispatch.find_candidates,
         ],
@@ -204,6 +205,9 @@ def main(argv: list[str]) -> int:
         exit_now(asyncio.run(replay_running(load_settings())))
     if args.command == "replay":
         exit_now(asyncio.run(replay_files(args.files)))
+    # The sandbox imports the workflow modules afresh for every workflow it starts: keep their
+    # compiled code, or PYTHONDONTWRITEBYTECODE has each of those imports compile them again.
+    sys.dont_write_bytecode = False
     asyncio.run(run_worker(load_settings()))
     return 0
 

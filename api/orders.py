@@ -59,6 +59,15 @@ async def read_order(handle: WorkflowHandle[Any, Any]) -> Order:
         raise
 
 
+async def current_stage(handle: WorkflowHandle[Any, Any]) -> Stage:
+    """The order's stage as the engine keeps it (its OrderStage search attribute): no query,
+    so many callers at once do not queue on the order's workflow."""
+    with engine_errors():
+        description = await handle.describe()
+    stage = description.typed_search_attributes.get(ORDER_STAGE)
+    return Stage(stage) if stage is not None else (await read_order(handle)).stage
+
+
 async def raise_if_stuck(handle: WorkflowHandle[Any, Any]) -> None:
     """An order whose workflow task keeps failing says so, rather than a bare 503: nothing
     is lost, but it cannot move until its workflow code is fixed and the worker redeployed."""

@@ -1,16 +1,21 @@
 """What the API answers: the contract's shapes, built from the workflow's state, with personal
 data only for the roles that need it."""
 
+from collections.abc import Callable, Iterable
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import Any, cast
 
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter, create_model
 
 from models.order import (
+    ANSWERED_PARTS,
     Acceptance,
+    ActionDone,
     Actor,
     Appliance,
     ChargeLine,
+    Clock,
     ComplaintSummary,
     Customer,
     Diagnosis,
@@ -20,10 +25,12 @@ from models.order import (
     PartRequest,
     PendingWrites,
     PricedItem,
+    Quote,
     QuotePart,
     QuoteStatus,
     Role,
     ServiceRecord,
+    SlaClock,
     Stage,
     Survey,
     TimelineEntry,
@@ -151,68 +158,115 @@ def warranty_view(warranty: Warranty) -> WarrantyPublic:
     return WarrantyPublic(status=warranty.status, product_until=warranty.product_until)
 
 
-def order_view(order: Order, caller: Actor) -> OrderPublic:
-    quote = order.quote
-    return OrderPublic(
-        order_id=order.order_id,
-        stage=order.stage,
-        priority=order.priority,
-        channel=order.channel,
-        category=order.category,
-        region=order.region,
-        warranty=warranty_view(order.warranty),
-        customer=customer_view(order.customer, personal=sees_personal_data(caller, order)),
-        appliance=order.appliance,
-        fault=order.fault.description,
-        booked_at=order.booked_at,
-        claim_of=order.claim_of,
-        preferred_window=order.preferred_window,
-        technician_id=order.technician_id,
-        offer=order.offer,
-        appointment=order.appointment,
-        diagnosis=order.diagnosis,
-        quote=QuotePublic(
-            items=list(quote.items),
-            parts=list(quote.parts),
-            visit_fee=quote.visit_fee,
-            total=quote.total,
-            status=quote.status,
+def quote_view(quote: Quote | None) -> QuotePublic | None:
+    if quote is None:
+        return None
+    return QuotePublic(
+        items=list(quote.items),
+        parts=list(quote.parts),
+        visit_fee=quote.visit_fee,
+        total=quote.total,
+        status=quote.status,
+    )
+
+
+def sla_view(sla: dict[Clock, SlaClock]) -> dict[str, SlaClockPublic]:
+    return {
+        str(name): SlaClockPublic(
+            started_at=clock.started_at,
+            deadline=clock.deadline,
+            stopped_at=clock.stopped_at,
+            paused=clock.paused_at is not None,
+            breached=clock.breached,
+            breached_by=clock.breached_by,
         )
-        if quote
-        else None,
-        parts_requested=list(order.parts_requested),
-        service_record=order.service_record,
-        hazard=order.hazard,
-        charges=ChargesPublic(
+        for name, clock in sla.items()
+    }
+
+
+# How each part of the order is shown: Order field -> (public field -> its view). A field not
+# named here is shown as it is, under its own name.
+VIEWS: dict[str, dict[str, Callable[[Order], Any]]] = {
+    "warranty": {"warranty": lambda order: warranty_view(order.warranty)},
+    "fault": {"fault": lambda order: order.fault.description},
+    "quote": {"quote": lambda order: quote_view(order.quote)},
+    "parts_requested": {"parts_requested": lambda order: list(order.parts_requested)},
+    "charges": {
+        "charges": lambda order: ChargesPublic(
             currency=order.charges.currency,
             lines=list(order.charges.lines),
             total=order.charges.total,
-        ),
-        sla={
-            str(name): SlaClockPublic(
-                started_at=clock.started_at,
-                deadline=clock.deadline,
-                stopped_at=clock.stopped_at,
-                paused=clock.paused_at is not None,
-                breached=clock.breached,
-                breached_by=clock.breached_by,
-            )
-            for name, clock in order.sla.items()
-        },
-        sla_breached=order.sla_breached,
-        escalations=order.escalations,
-        rework_count=order.rework_count,
-        needs_reassignment=order.needs_reassignment,
-        acceptance=order.acceptance,
-        survey=order.survey,
-        warranty_window=WarrantyWindowPublic(ends_at=order.warranty_window_ends_at)
-        if order.warranty_window_ends_at
-        else None,
-        claims=order.claims,
-        open_claims=order.open_claims,
-        complaints=order.complaints,
-        closing=order.closing,
-        cancellation_reason=order.cancellation_reason,
+        )
+    },
+    "sla": {
+        "sla": lambda order: sla_view(order.sla),
+        "sla_breached": lambda order: order.sla_breached,
+    },
+    "warranty_window_ends_at": {
+        "warranty_window": lambda order: (
+            WarrantyWindowPublic(ends_at=order.warranty_window_ends_at)
+            if order.warranty_window_ends_at
+            else None
+        )
+    },
+}
+
+
+def part_views(order: Order, parts: Iterable[str]) -> dict[str, Any]:
+    """The public fields that show these parts of the order."""
+    shown: dict[str, Any] = {}
+    for part in parts:
+        views = VIEWS.get(part, {part: lambda order, part=part: getattr(order, part)})
+        shown.update((field, view(order)) for field, view in views.items())
+    return shown
+
+
+def order_view(order: Order, caller: Actor) -> OrderPublic:
+    return OrderPublic(
+        **part_views(order, ANSWERED_PARTS),
+        order_id=order.order_id,
+        stage=order.stage,
+        customer=customer_view(order.customer, personal=sees_personal_data(caller, order)),
         timeline=order.timeline,
         pending_writes=order.pending_writes,
     )
+
+
+def _summary_fields() -> dict[str, Any]:
+    fields: dict[str, Any] = {"seq": (int, ...)}
+    for name, field in OrderPublic.model_fields.items():
+        annotation: Any = field.annotation
+        fields[name] = (
+            (annotation, ...)
+            if name in {"order_id", "stage"}
+            else (
+                annotation | None,
+                None,
+            )
+        )
+    return fields
+
+
+# An action's answer: the order's summary and the parts the action changed (api.md).
+OrderSummary = create_model(
+    "OrderSummary",
+    __doc__="The order's summary after an action: `order_id`, `stage`, `seq` (its latest "
+    "event) and the parts of the order the action changed; with `Prefer: "
+    "return=representation`, the whole order.",
+    **_summary_fields(),
+)
+PART_TYPES: dict[str, TypeAdapter[Any]] = {
+    part: TypeAdapter(cast(Any, Order.model_fields[part].annotation)) for part in ANSWERED_PARTS
+}
+
+
+def summary_view(done: ActionDone) -> dict[str, Any]:
+    """What an action answers, built from the update's result alone."""
+    parts = {part: PART_TYPES[part].validate_python(value) for part, value in done.changed.items()}
+    partial = Order.model_construct(**parts)
+    return {
+        "order_id": done.order_id,
+        "stage": done.stage,
+        "seq": done.seq,
+        **part_views(partial, parts),
+    }

@@ -39,7 +39,9 @@ from core.archive import is_closed, load_archived
 from core.temporal import DATA_CONVERTER
 from models.records import EventRow
 
-RECORD_ACTIVITY = "record_order_event"
+RECORD_ACTIVITY = "record_order_event"  # one event, by orders booked before batches
+RECORD_BATCH_ACTIVITY = "record_order_events"  # a local activity: its result names the events
+LOCAL_ACTIVITY_MARKER = "core_local_activity"
 # Skips the worker's build id: computing it compiles every loaded module (a second or more),
 # and a replay does not need one.
 REPLAY_BUILD_ID = "repairflow-replay"
@@ -392,6 +394,10 @@ async def _workflow_timeline(history: WorkflowHistory) -> list[AuditEntry]:
                     arguments=arguments,
                     detail=failure.message if failure is not None else "cancelled",
                 )
+            case "marker_recorded_event_attributes":
+                if (ran := await local_activity(event)) is not None:
+                    name, result = ran
+                    add(event, "activity", name, result=result)
             case "child_workflow_execution_started_event_attributes":
                 child = event.child_workflow_execution_started_event_attributes
                 add(
@@ -432,6 +438,20 @@ async def _scheduled(by_id: dict[int, HistoryEvent], event_id: int) -> tuple[str
         return "unknown activity", []
     attributes = scheduled.activity_task_scheduled_event_attributes
     return attributes.activity_type.name, await decode(attributes.input.payloads)
+
+
+async def local_activity(event: HistoryEvent) -> tuple[str, Any] | None:
+    """The name and result of the local activity a marker records, if it records one that
+    completed (the history keeps a local activity's result, not its input)."""
+    marker = event.marker_recorded_event_attributes
+    if marker.marker_name != LOCAL_ACTIVITY_MARKER or marker.HasField("failure"):
+        return None
+    try:
+        data = json.loads(marker.details["data"].payloads[0].data)
+    except (KeyError, IndexError, ValueError):
+        return None
+    results = await decode(marker.details["result"].payloads) if "result" in marker.details else []
+    return str(data.get("activity_type", "local activity")), results[0] if results else None
 
 
 async def decode(payloads: Iterable[Payload]) -> list[Any]:
@@ -550,6 +570,14 @@ async def _events_written(history: WorkflowHistory, written: _Written) -> list[t
             key = (logged["order_id"], int(logged["seq"]))
             scheduled[event.event_id] = (key, LoggedEvent.model_validate(logged))
             keys.append(key)
+        elif event.HasField("marker_recorded_event_attributes"):
+            ran = await local_activity(event)
+            if ran is None or ran[0] != RECORD_BATCH_ACTIVITY or not isinstance(ran[1], list):
+                continue
+            for logged in ran[1]:
+                key = (logged["order_id"], int(logged["seq"]))
+                written.done[key] = LoggedEvent.model_validate(logged)
+                keys.append(key)
         elif event.HasField("activity_task_completed_event_attributes"):
             done = scheduled.pop(
                 event.activity_task_completed_event_attributes.scheduled_event_id, None

@@ -678,6 +678,30 @@ class ClaimCreated(Strict):
     claim_order_id: str
 
 
+# What an action's answer may name as changed: the order's fields a caller sees, less its
+# timeline (every action adds to it; `seq` says how far) and its identity.
+ANSWERED_PARTS = frozenset(Order.model_fields) - {
+    "order_id",
+    "stage",
+    "customer",
+    "offered",
+    "reworks_by_technician",
+    "timeline",
+    "pending_writes",
+}
+
+
+class ActionDone(Strict):
+    """What an order action answers: where the order is now and what the action changed
+    (Order field -> its new value, as JSON), not the whole order: an update's answer is
+    kept in the order's history."""
+
+    order_id: str
+    stage: Stage
+    seq: int  # the number of the order's latest event
+    changed: dict[str, Any] = Field(default_factory=dict)
+
+
 def owns_order(actor: Actor, order_id: str) -> bool:
     """A customer's token opens their order and the warranty-claim orders made from it."""
     return actor.order_id is not None and (

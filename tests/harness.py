@@ -36,6 +36,7 @@ from models.complaint import (
 from models.notification import NotificationInput, Template
 from models.order import (
     AcceptanceInput,
+    ActionDone,
     Actor,
     ActorInput,
     AssignInput,
@@ -44,6 +45,7 @@ from models.order import (
     DiagnosisInput,
     Exclusion,
     Order,
+    OrderEvent,
     OrderInput,
     OrderOutcome,
     QuoteRequest,
@@ -100,6 +102,15 @@ class RecordsSpy:
             self.refused.discard(input.event.seq)
             raise ApplicationError("refused by the spy", type="RecordRejected", non_retryable=True)
         self.written.append(input)
+
+    @activity.defn(name="record_order_events")
+    async def record_order_events(self, inputs: list[RecordInput]) -> list[OrderEvent]:
+        """A batch lands whole or not at all, as one transaction does."""
+        if refused := self.refused.intersection(input.event.seq for input in inputs):
+            self.refused.difference_update(refused)
+            raise ApplicationError("refused by the spy", type="RecordRejected", non_retryable=True)
+        self.written.extend(inputs)
+        return [input.event for input in inputs]
 
     @activity.defn(name="send_notification")
     async def send_notification(self, input: NotificationInput) -> None:
@@ -171,7 +182,7 @@ async def order_harness(
     **activities: Callable[..., Any],
 ) -> AsyncIterator[Harness]:
     """A worker on a fresh task queue running `workflows` with the spy's activities, any of
-    them replaced by name (`record_order_event=RecordActivities(engine).record_order_event`).
+    them replaced by name (`record_order_events=RecordActivities(engine).record_order_events`).
 
     Afterwards every order the test started is let drain and ended while the worker still runs:
     an order left running, or an activity left in flight by a stopped worker, holds the shared
@@ -180,6 +191,7 @@ async def order_harness(
     records = RecordsSpy()
     spied: dict[str, Callable[..., Any]] = {
         "record_order_event": records.record_order_event,
+        "record_order_events": records.record_order_events,
         "send_notification": records.send_notification,
         "find_candidates": records.find_candidates,
     }
@@ -361,10 +373,25 @@ async def assert_refused(
 # ---- moving an order along -----------------------------------------------------------------
 
 
+async def act(
+    handle: Handle,
+    update: UpdateMethodMultiParam[[RepairOrderWorkflow, ArgT], ActionDone],
+    arg: ArgT,
+) -> Order:
+    """Take the action; its answer names the order's stage and latest event, and the whole
+    order (read after it) is what the test goes on to check."""
+    done = await handle.execute_update(update, arg)
+    order = await details(handle)
+    assert (done.order_id, done.stage) == (order.order_id, order.stage)
+    assert done.seq <= len(order.timeline)  # timers may have logged more since
+    return order
+
+
 async def assign(
     handle: Handle, technician_id: str = TECHNICIAN, *, actor: Actor | None = None
 ) -> Order:
-    return await handle.execute_update(
+    return await act(
+        handle,
         RepairOrderWorkflow.assign,
         AssignInput(actor=actor or staff(), technician_id=technician_id),
     )
@@ -372,13 +399,15 @@ async def assign(
 
 async def confirm_appointment(harness: Harness, handle: Handle, *, in_hours: int = 1) -> Order:
     window = create_window(await harness.now() + timedelta(hours=in_hours))
-    return await handle.execute_update(
-        RepairOrderWorkflow.confirm_appointment, WindowInput(actor=technician(), window=window)
+    return await act(
+        handle,
+        RepairOrderWorkflow.confirm_appointment,
+        WindowInput(actor=technician(), window=window),
     )
 
 
 async def check_in(handle: Handle) -> Order:
-    return await handle.execute_update(RepairOrderWorkflow.check_in, ActorInput(actor=technician()))
+    return await act(handle, RepairOrderWorkflow.check_in, ActorInput(actor=technician()))
 
 
 async def arrive(harness: Harness, handle: Handle) -> Order:
@@ -391,7 +420,8 @@ async def arrive(harness: Harness, handle: Handle) -> Order:
 async def diagnose(
     handle: Handle, quote: QuoteRequest | None = None, exclusion: Exclusion | None = None
 ) -> Order:
-    return await handle.execute_update(
+    return await act(
+        handle,
         RepairOrderWorkflow.diagnose,
         DiagnosisInput(
             actor=technician(),
@@ -402,26 +432,27 @@ async def diagnose(
 
 
 async def approve_quote(handle: Handle) -> Order:
-    return await handle.execute_update(
-        RepairOrderWorkflow.approve_quote, ActorInput(actor=customer_of(handle.id))
+    return await act(
+        handle, RepairOrderWorkflow.approve_quote, ActorInput(actor=customer_of(handle.id))
     )
 
 
 async def decline_quote(handle: Handle) -> Order:
-    return await handle.execute_update(
-        RepairOrderWorkflow.decline_quote, ActorInput(actor=customer_of(handle.id))
+    return await act(
+        handle, RepairOrderWorkflow.decline_quote, ActorInput(actor=customer_of(handle.id))
     )
 
 
 async def submit_service_record(handle: Handle) -> Order:
-    return await handle.execute_update(
+    return await act(
+        handle,
         RepairOrderWorkflow.submit_service_record,
         ServiceRecordInput(actor=technician(), record=create_service_record()),
     )
 
 
 async def complete(handle: Handle) -> Order:
-    return await handle.execute_update(RepairOrderWorkflow.complete, ActorInput(actor=technician()))
+    return await act(handle, RepairOrderWorkflow.complete, ActorInput(actor=technician()))
 
 
 async def finish(handle: Handle) -> Order:
@@ -440,7 +471,8 @@ async def repair(harness: Harness, handle: Handle, *, quote: QuoteRequest | None
 
 
 async def accept(handle: Handle, *, actor: Actor | None = None) -> Order:
-    return await handle.execute_update(
+    return await act(
+        handle,
         RepairOrderWorkflow.record_acceptance,
         AcceptanceInput(
             actor=actor or customer_of(handle.id), accepted=True, signature="sig-li-wei"
@@ -449,7 +481,8 @@ async def accept(handle: Handle, *, actor: Actor | None = None) -> Order:
 
 
 async def reject(handle: Handle, reason: str = "still not cooling") -> Order:
-    return await handle.execute_update(
+    return await act(
+        handle,
         RepairOrderWorkflow.record_acceptance,
         AcceptanceInput(actor=customer_of(handle.id), accepted=False, reason=reason),
     )

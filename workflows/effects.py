@@ -47,6 +47,7 @@ EFFECT_RETRY = RetryPolicy(
     non_retryable_error_types=["UndeliverableNotification"],
 )
 STALLED_WRITE_PAUSE = timedelta(minutes=10)
+LOCAL_RETRY_THRESHOLD = timedelta(seconds=2)
 
 
 def undeliverable(error: ActivityError) -> bool:
@@ -56,9 +57,12 @@ def undeliverable(error: ActivityError) -> bool:
 
 
 class Effects:
-    def __init__(self, order: Order, policy: Policy) -> None:
+    def __init__(self, order: Order, policy: Policy, *, batched_records: bool) -> None:
         self.order = order
         self.policy = policy
+        # Orders booked before records were written in batches keep writing one event at a
+        # time, through the engine, as their histories say.
+        self.batched_records = batched_records
         self._records: deque[RecordInput] = deque()
         self._messages: deque[NotificationInput] = deque()
         # A stall sets WritesStalled and its end unsets it; orders that never stalled never
@@ -71,7 +75,11 @@ class Effects:
 
     def start_writing(self) -> list[asyncio.Task[None]]:
         return [
-            asyncio.create_task(self._drain(self._records, "record_order_event")),
+            asyncio.create_task(
+                self._drain_in_batches(self._records)
+                if self.batched_records
+                else self._drain(self._records, "record_order_event")
+            ),
             asyncio.create_task(self._drain(self._messages, "send_notification")),
         ]
 
@@ -111,14 +119,46 @@ class Effects:
                 workflow.logger.info("write resumed", extra={"activity": activity})
                 self.publish()
 
-    def _stall(self, activity: str, error: ActivityError) -> None:
+    async def _drain_in_batches(self, queue: "deque[RecordInput]") -> None:
+        """The records events logged since the last write, all at once and in order, in one
+        transaction of a local activity: no round trip through the engine per event, and the
+        action that logged them answers once they are in the store."""
+        activity = "record_order_events"
+        while True:
+            await workflow.wait_condition(lambda: bool(queue))
+            batch = list(queue)
+            try:
+                await workflow.execute_local_activity(
+                    activity,
+                    batch,
+                    start_to_close_timeout=ACTIVITY_TIMEOUT,
+                    retry_policy=EFFECT_RETRY,
+                    # Longer waits between tries are timers: the workflow task is not held open
+                    # (nor the order's actions kept waiting) while the store is down.
+                    local_retry_threshold=LOCAL_RETRY_THRESHOLD,
+                )
+            # A local activity's failure may come as the activity's own error.
+            except (ActivityError, ApplicationError) as error:
+                self._stall(activity, error)
+                await workflow.sleep(STALLED_WRITE_PAUSE)
+                continue
+            for _ in batch:
+                queue.popleft()
+            if self._stalled.pop(activity, None) is not None:
+                workflow.logger.info("write resumed", extra={"activity": activity})
+                self.publish()
+
+    def _stall(self, activity: str, error: ActivityError | ApplicationError) -> None:
         if activity not in self._stalled:
             self._stalled[activity] = workflow.now()
             self.publish()
         # The error names the event or message and the kind of failure, never its values.
         workflow.logger.warning(
             "write stalled; tried again later",
-            extra={"activity": activity, "error": str(error.cause)},
+            extra={
+                "activity": activity,
+                "error": str(error.cause if isinstance(error, ActivityError) else error),
+            },
         )
 
     # ---- search attributes -------------------------------------------------------------------

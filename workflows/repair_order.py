@@ -26,9 +26,11 @@ with workflow.unsafe.imports_passed_through():
     )
     from models.notification import Recipient, Template
     from models.order import (
+        ANSWERED_PARTS,
         FINAL_STAGES,
         Acceptance,
         AcceptanceInput,
+        ActionDone,
         Actor,
         ActorInput,
         AssignInput,
@@ -80,6 +82,7 @@ OFFER_LOOP = "offer-loop"
 APPOINTMENT_CLOCK = "appointment-confirm-clock"
 CLOCK_TIMERS = "clock-breach-on-timer"
 RECHECK_UNDER_LOCK = "recheck-under-lock"
+BATCHED_RECORDS = "records-in-batches"
 # Escalation reasons are codes: the timeline shows them, the notification words them per locale.
 ESCALATING_CLOCKS = {
     Clock.RESPONSE: "response_overdue",
@@ -135,19 +138,21 @@ class RepairOrderWorkflow:
             preferred_window=booking.preferred_window,
             charges=Charges(currency=input.policy.charges.currency),
         )
-        self.effects = Effects(self.order, self.policy)
         self._lock = asyncio.Lock()
         self._background: set[asyncio.Task[None]] = set()
-        # Asked first thing, so that an order booked before this change keeps its old clock
-        # rules for good (a replay of its first task answers False, and the answer sticks).
+        # Asked first thing, in this order, so that an order booked before a change keeps the
+        # old rules for good (a replay of its first task answers False, and the answer sticks).
+        breach_on_timer = workflow.patched(CLOCK_TIMERS)
+        self._recheck_under_lock = workflow.patched(RECHECK_UNDER_LOCK)
+        batched_records = workflow.patched(BATCHED_RECORDS)
+        self.effects = Effects(self.order, self.policy, batched_records=batched_records)
         self.clocks = Clocks(
             self.order,
             self.policy,
-            breach_on_timer=workflow.patched(CLOCK_TIMERS),
+            breach_on_timer=breach_on_timer,
             on_breach=self._breached,
             on_stop=self.effects.publish,
         )
-        self._recheck_under_lock = workflow.patched(RECHECK_UNDER_LOCK)
         self._rechecking = False
         # Booked here, not in run: an update delivered with the start runs before run does,
         # and must find the order already dispatching with its clocks set.
@@ -162,28 +167,43 @@ class RepairOrderWorkflow:
 
     @workflow.run
     async def run(self, input: OrderInput) -> OrderOutcome:
+        """Booked (in init), dispatched, visited (through updates), accepted, kept under
+        warranty, closed; then the order waits for its claim, complaints and writes."""
         writers = self.effects.start_writing()
         claim = asyncio.create_task(self._settle_claim(input.claim_of)) if input.claim_of else None
         self.effects.start_publishing()
         self.clocks.watch_all()
+        await self._dispatch()
+        while self.order.stage not in FINAL_STAGES:
+            await self._after_the_work()
+        await self._wind_down(claim, writers)
+        return OrderOutcome(order_id=self.order.order_id, stage=self.order.stage)
+
+    async def _dispatch(self) -> None:
         # Orders booked before the offer loop existed wait for staff to assign by hand.
         if workflow.patched(OFFER_LOOP) and self._looking_for_technician():
             await self._offer_in_turn()
-        while self.order.stage not in FINAL_STAGES:
-            await workflow.wait_condition(
-                lambda: (
-                    self.order.stage
-                    in (Stage.AWAITING_ACCEPTANCE, Stage.IN_WARRANTY, *FINAL_STAGES)
-                    or self._may_close_now()
-                )
+
+    async def _after_the_work(self) -> None:
+        """People move the order up to the end of the work; time drives what follows:
+        acceptance (silence is acceptance), the warranty window, closing once complaints are."""
+        await workflow.wait_condition(
+            lambda: (
+                self.order.stage in (Stage.AWAITING_ACCEPTANCE, Stage.IN_WARRANTY, *FINAL_STAGES)
+                or self._may_close_now()
             )
-            if self.order.stage == Stage.AWAITING_ACCEPTANCE:
-                await self._await_acceptance()
-            elif self.order.stage == Stage.IN_WARRANTY:
-                await self._warranty_window()
-            elif self._may_close_now():
-                async with self._lock:
-                    self._move_to(Stage.CLOSED, SYSTEM, f"{self.order.closing}; complaints closed")
+        )
+        if self.order.stage == Stage.AWAITING_ACCEPTANCE:
+            await self._await_acceptance()
+        elif self.order.stage == Stage.IN_WARRANTY:
+            await self._warranty_window()
+        elif self._may_close_now():
+            async with self._lock:
+                self._move_to(Stage.CLOSED, SYSTEM, f"{self.order.closing}; complaints closed")
+
+    async def _wind_down(
+        self, claim: "asyncio.Task[None] | None", writers: list["asyncio.Task[None]"]
+    ) -> None:
         if claim is not None:
             await claim
         # A cancelled order stays open to its complaints until the last one closes.
@@ -193,7 +213,6 @@ class RepairOrderWorkflow:
         )
         for writer in writers:
             writer.cancel()
-        return OrderOutcome(order_id=self.order.order_id, stage=self.order.stage)
 
     def _book(self) -> None:
         """Start the clocks, confirm the booking, dispatch; an emergency is dispatched first."""
@@ -334,8 +353,8 @@ class RepairOrderWorkflow:
     # ---- booking and dispatch ----------------------------------------------------------------
 
     @workflow.update
-    async def reschedule(self, input: WindowInput) -> Order:
-        async with self._acting(self._may_reschedule, input):
+    async def reschedule(self, input: WindowInput) -> ActionDone:
+        async with self._acting(self._may_reschedule, input) as before:
             self.order.preferred_window = input.window
             self.order.appointment = None
             self.clocks.move_deadline(Clock.ARRIVAL, input.window.end)
@@ -353,7 +372,7 @@ class RepairOrderWorkflow:
                     Recipient.TECHNICIAN,
                     window=self.effects.window_text(input.window),
                 )
-        return self.order
+        return self._answer(before)
 
     @reschedule.validator
     def _may_reschedule(self, input: WindowInput) -> None:
@@ -361,8 +380,8 @@ class RepairOrderWorkflow:
         self._check_window(input.window, Action.RESCHEDULE)
 
     @workflow.update
-    async def cancel(self, input: CancelInput) -> Order:
-        async with self._acting(self._may_cancel, input):
+    async def cancel(self, input: CancelInput) -> ActionDone:
+        async with self._acting(self._may_cancel, input) as before:
             self.order.cancellation_reason = input.reason
             if self.order.appointment is not None and self.order.chargeable:
                 # The technician had committed to a time: the visit fee is due.
@@ -374,7 +393,7 @@ class RepairOrderWorkflow:
                 self.effects.notify(
                     Template.JOB_WITHDRAWN, Recipient.TECHNICIAN, reason="cancelled"
                 )
-        return self.order
+        return self._answer(before)
 
     @cancel.validator
     def _may_cancel(self, input: CancelInput) -> None:
@@ -386,8 +405,8 @@ class RepairOrderWorkflow:
             raise refused(self.order, Action.CANCEL, "the work was done; a supervisor reassigns it")
 
     @workflow.update
-    async def assign(self, input: AssignInput) -> Order:
-        async with self._acting(self._may_assign, input):
+    async def assign(self, input: AssignInput) -> ActionDone:
+        async with self._acting(self._may_assign, input) as before:
             previous, offer = self.order.technician_id, self.order.offer
             self.order.offer = None
             if offer is not None and offer.technician_id != input.technician_id:
@@ -407,7 +426,7 @@ class RepairOrderWorkflow:
             self._take_on(
                 input.technician_id, str(input.actor), f"assigned to {input.technician_id}"
             )
-        return self.order
+        return self._answer(before)
 
     def _take_on(self, technician_id: str, actor: str, why: str) -> None:
         """The technician now holds the order and must agree a time with the customer."""
@@ -437,26 +456,26 @@ class RepairOrderWorkflow:
             )
 
     @workflow.update
-    async def accept_offer(self, input: ActorInput) -> Order:
-        async with self._acting(self._may_accept_offer, input):
+    async def accept_offer(self, input: ActorInput) -> ActionDone:
+        async with self._acting(self._may_accept_offer, input) as before:
             self.order.offer = None
             self._take_on(input.actor.technician_id or "", str(input.actor), "accepted the offer")
-        return self.order
+        return self._answer(before)
 
     @accept_offer.validator
     def _may_accept_offer(self, input: ActorInput) -> None:
         self._check_offer_holder(input.actor, Action.ACCEPT_OFFER)
 
     @workflow.update
-    async def decline_offer(self, input: ReasonInput) -> Order:
-        async with self._acting(self._may_decline_offer, input):
+    async def decline_offer(self, input: ReasonInput) -> ActionDone:
+        async with self._acting(self._may_decline_offer, input) as before:
             offer = self.order.offer
             if offer is None:  # the validator, run again under the lock, makes sure
                 raise refused(self.order, Action.DECLINE_OFFER, "no offer is open")
             self.order.offer = None
             self.order.offered.append(offer.technician_id)
             self.effects.log(str(input.actor), "offer declined", input.reason)
-        return self.order
+        return self._answer(before)
 
     @decline_offer.validator
     def _may_decline_offer(self, input: ReasonInput) -> None:
@@ -471,8 +490,8 @@ class RepairOrderWorkflow:
             raise forbidden(action, "the offer is held by another technician")
 
     @workflow.update
-    async def confirm_appointment(self, input: WindowInput) -> Order:
-        async with self._acting(self._may_confirm_appointment, input):
+    async def confirm_appointment(self, input: WindowInput) -> ActionDone:
+        async with self._acting(self._may_confirm_appointment, input) as before:
             self.order.appointment = input.window
             self.clocks.stop(Clock.APPOINTMENT_CONFIRM)
             self.clocks.move_deadline(Clock.ARRIVAL, input.window.end)
@@ -480,7 +499,7 @@ class RepairOrderWorkflow:
                 str(input.actor), "appointment confirmed", self.effects.window_text(input.window)
             )
             self.effects.notify(Template.APPOINTMENT_CONFIRMED, Recipient.CUSTOMER)
-        return self.order
+        return self._answer(before)
 
     @confirm_appointment.validator
     def _may_confirm_appointment(self, input: WindowInput) -> None:
@@ -490,23 +509,23 @@ class RepairOrderWorkflow:
     # ---- on site ---------------------------------------------------------------------------
 
     @workflow.update
-    async def check_in(self, input: ActorInput) -> Order:
-        async with self._acting(self._may_check_in, input):
+    async def check_in(self, input: ActorInput) -> ActionDone:
+        async with self._acting(self._may_check_in, input) as before:
             self.clocks.stop(Clock.ARRIVAL)
             # Arriving without a confirmed time (an emergency, say) ends the wait for one.
             self.clocks.stop(Clock.APPOINTMENT_CONFIRM)
             if Clock.GENERAL_REPAIR not in self.order.sla:
                 self.clocks.start(Clock.GENERAL_REPAIR, self.policy.visit.general_repair)
             self._move_to(Stage.ON_SITE, str(input.actor), "arrived")
-        return self.order
+        return self._answer(before)
 
     @check_in.validator
     def _may_check_in(self, input: ActorInput) -> None:
         self._check(Action.CHECK_IN, input.actor)
 
     @workflow.update
-    async def diagnose(self, input: DiagnosisInput) -> Order:
-        async with self._acting(self._may_diagnose, input):
+    async def diagnose(self, input: DiagnosisInput) -> ActionDone:
+        async with self._acting(self._may_diagnose, input) as before:
             self.order.diagnosis = input.diagnosis
             detail = input.diagnosis.fault_cause
             if input.diagnosis.warranty_exclusion:
@@ -522,7 +541,7 @@ class RepairOrderWorkflow:
                     Recipient.CUSTOMER,
                     total=money(self.order.quote.total, self.order),
                 )
-        return self.order
+        return self._answer(before)
 
     @diagnose.validator
     def _may_diagnose(self, input: DiagnosisInput) -> None:
@@ -539,22 +558,22 @@ class RepairOrderWorkflow:
             )
 
     @workflow.update
-    async def approve_quote(self, input: ActorInput) -> Order:
-        async with self._acting(self._may_approve_quote, input):
+    async def approve_quote(self, input: ActorInput) -> ActionDone:
+        async with self._acting(self._may_approve_quote, input) as before:
             self.order.quote = self._quote().model_copy(update={"status": QuoteStatus.APPROVED})
             self.effects.log(
                 str(input.actor), "quote approved", money(self.order.quote.total, self.order)
             )
-        return self.order
+        return self._answer(before)
 
     @approve_quote.validator
     def _may_approve_quote(self, input: ActorInput) -> None:
         self._check_quote_decision(input.actor, Action.APPROVE_QUOTE)
 
     @workflow.update
-    async def decline_quote(self, input: ActorInput) -> Order:
+    async def decline_quote(self, input: ActorInput) -> ActionDone:
         """A declined quote ends the job: the visit fee (if chargeable) and no warranty window."""
-        async with self._acting(self._may_decline_quote, input):
+        async with self._acting(self._may_decline_quote, input) as before:
             self.order.quote = self._quote().model_copy(update={"status": QuoteStatus.DECLINED})
             self.effects.log(
                 str(input.actor), "quote declined", money(self.order.quote.total, self.order)
@@ -570,102 +589,102 @@ class RepairOrderWorkflow:
                 )
             else:
                 self._move_to(Stage.CLOSED, str(input.actor), why)
-        return self.order
+        return self._answer(before)
 
     @decline_quote.validator
     def _may_decline_quote(self, input: ActorInput) -> None:
         self._check_quote_decision(input.actor, Action.DECLINE_QUOTE)
 
     @workflow.update
-    async def request_parts(self, input: PartsInput) -> Order:
-        async with self._acting(self._may_request_parts, input):
+    async def request_parts(self, input: PartsInput) -> ActionDone:
+        async with self._acting(self._may_request_parts, input) as before:
             self.order.parts_requested = input.parts
             self.clocks.pause(Clock.GENERAL_REPAIR)
             self.clocks.start(Clock.PARTS_DISPATCH, self.policy.visit.parts_dispatch)
             parts = ", ".join(f"{p.qty} x {p.part_no}" for p in input.parts)
             self._move_to(Stage.WAITING_PARTS, str(input.actor), parts)
-        return self.order
+        return self._answer(before)
 
     @request_parts.validator
     def _may_request_parts(self, input: PartsInput) -> None:
         self._check(Action.REQUEST_PARTS, input.actor)
 
     @workflow.update
-    async def parts_arrived(self, input: ActorInput) -> Order:
-        async with self._acting(self._may_record_parts_arrival, input):
+    async def parts_arrived(self, input: ActorInput) -> ActionDone:
+        async with self._acting(self._may_record_parts_arrival, input) as before:
             self.clocks.stop(Clock.PARTS_DISPATCH)
             self.clocks.resume(Clock.GENERAL_REPAIR)
             self._move_to(Stage.ON_SITE, str(input.actor), "parts arrived")
-        return self.order
+        return self._answer(before)
 
     @parts_arrived.validator
     def _may_record_parts_arrival(self, input: ActorInput) -> None:
         self._check(Action.PARTS_ARRIVED, input.actor)
 
     @workflow.update
-    async def to_workshop(self, input: ActorInput) -> Order:
-        async with self._acting(self._may_take_to_workshop, input):
+    async def to_workshop(self, input: ActorInput) -> ActionDone:
+        async with self._acting(self._may_take_to_workshop, input) as before:
             self.clocks.pause(Clock.GENERAL_REPAIR)
             self.clocks.start(Clock.WORKSHOP_REPAIR, self.policy.visit.workshop_repair)
             self._move_to(Stage.IN_WORKSHOP, str(input.actor), "device taken to the workshop")
-        return self.order
+        return self._answer(before)
 
     @to_workshop.validator
     def _may_take_to_workshop(self, input: ActorInput) -> None:
         self._check(Action.TO_WORKSHOP, input.actor)
 
     @workflow.update
-    async def back_from_workshop(self, input: ActorInput) -> Order:
-        async with self._acting(self._may_return_from_workshop, input):
+    async def back_from_workshop(self, input: ActorInput) -> ActionDone:
+        async with self._acting(self._may_return_from_workshop, input) as before:
             self.clocks.stop(Clock.WORKSHOP_REPAIR)
             self.clocks.resume(Clock.GENERAL_REPAIR)
             self._move_to(Stage.ON_SITE, str(input.actor), "device returned")
-        return self.order
+        return self._answer(before)
 
     @back_from_workshop.validator
     def _may_return_from_workshop(self, input: ActorInput) -> None:
         self._check(Action.BACK_FROM_WORKSHOP, input.actor)
 
     @workflow.update
-    async def report_hazard(self, input: HazardInput) -> Order:
+    async def report_hazard(self, input: HazardInput) -> ActionDone:
         """All work halts; the repair clock pauses until a supervisor clears the site."""
-        async with self._acting(self._may_report_hazard, input):
+        async with self._acting(self._may_report_hazard, input) as before:
             self.order.hazard = input.description
             self.clocks.pause(Clock.GENERAL_REPAIR)
             self._move_to(Stage.SAFETY_STOP, str(input.actor), input.description)
             self._escalate("safety_stop", "supervisor")
-        return self.order
+        return self._answer(before)
 
     @report_hazard.validator
     def _may_report_hazard(self, input: HazardInput) -> None:
         self._check(Action.REPORT_HAZARD, input.actor)
 
     @workflow.update
-    async def clear_hazard(self, input: NoteInput) -> Order:
-        async with self._acting(self._may_clear_hazard, input):
+    async def clear_hazard(self, input: NoteInput) -> ActionDone:
+        async with self._acting(self._may_clear_hazard, input) as before:
             self.order.hazard = None
             self.clocks.resume(Clock.GENERAL_REPAIR)
             self._move_to(Stage.ON_SITE, str(input.actor), input.note)
-        return self.order
+        return self._answer(before)
 
     @clear_hazard.validator
     def _may_clear_hazard(self, input: NoteInput) -> None:
         self._check(Action.CLEAR_HAZARD, input.actor)
 
     @workflow.update
-    async def submit_service_record(self, input: ServiceRecordInput) -> Order:
-        async with self._acting(self._may_submit_service_record, input):
+    async def submit_service_record(self, input: ServiceRecordInput) -> ActionDone:
+        async with self._acting(self._may_submit_service_record, input) as before:
             self.order.service_record = input.record
             self.effects.log(str(input.actor), "service record", input.record.repair_item)
-        return self.order
+        return self._answer(before)
 
     @submit_service_record.validator
     def _may_submit_service_record(self, input: ServiceRecordInput) -> None:
         self._check(Action.SUBMIT_SERVICE_RECORD, input.actor)
 
     @workflow.update
-    async def complete(self, input: ActorInput) -> Order:
-        async with self._acting(self._may_complete, input):
+    async def complete(self, input: ActorInput) -> ActionDone:
+        async with self._acting(self._may_complete, input) as before:
             self.clocks.stop(Clock.GENERAL_REPAIR)
             self.order.charges = settled_charges(self.order)
             self._move_to(Stage.AWAITING_ACCEPTANCE, str(input.actor), "work finished")
@@ -674,7 +693,7 @@ class RepairOrderWorkflow:
                 Recipient.CUSTOMER,
                 total=money(self.order.charges.total, self.order),
             )
-        return self.order
+        return self._answer(before)
 
     @complete.validator
     def _may_complete(self, input: ActorInput) -> None:
@@ -692,13 +711,13 @@ class RepairOrderWorkflow:
     # ---- acceptance, survey, warranty ---------------------------------------------------------
 
     @workflow.update
-    async def record_acceptance(self, input: AcceptanceInput) -> Order:
-        async with self._acting(self._may_record_acceptance, input):
+    async def record_acceptance(self, input: AcceptanceInput) -> ActionDone:
+        async with self._acting(self._may_record_acceptance, input) as before:
             if input.accepted:
                 self._accept(str(input.actor), deemed=False, signature=input.signature)
             else:
                 self._rework(str(input.actor), input.reason or "")
-        return self.order
+        return self._answer(before)
 
     @record_acceptance.validator
     def _may_record_acceptance(self, input: AcceptanceInput) -> None:
@@ -708,8 +727,8 @@ class RepairOrderWorkflow:
         self._check(Action.RECORD_ACCEPTANCE, input.actor)
 
     @workflow.update
-    async def answer_survey(self, input: SurveyInput) -> Order:
-        async with self._acting(self._may_answer_survey, input):
+    async def answer_survey(self, input: SurveyInput) -> ActionDone:
+        async with self._acting(self._may_answer_survey, input) as before:
             self.order.survey = input.survey
             scores = input.survey
             self.effects.log(
@@ -718,7 +737,7 @@ class RepairOrderWorkflow:
                 f"attitude {scores.attitude}, quality {scores.quality}, "
                 f"result {scores.result}, speed {scores.speed}",
             )
-        return self.order
+        return self._answer(before)
 
     @answer_survey.validator
     def _may_answer_survey(self, input: SurveyInput) -> None:
@@ -929,7 +948,9 @@ class RepairOrderWorkflow:
         return self.order.quote
 
     @asynccontextmanager
-    async def _acting(self, check: Callable[[ArgT], None], input: ArgT) -> AsyncIterator[None]:
+    async def _acting(
+        self, check: Callable[[ArgT], None], input: ArgT
+    ) -> AsyncIterator[dict[str, Any]]:
         """Hold the order for one action. The action's checks run again once the lock is held:
         the order may have moved on while the action waited for it. A refusal here, or any
         error in the action, fails the one update, never the workflow task."""
@@ -944,7 +965,20 @@ class RepairOrderWorkflow:
                     self._rechecking = False
             update = workflow.current_update_info()
             with failing_only_the_action(update.name if update else "act"):
-                yield
+                yield self._answered_parts()
+
+    def _answered_parts(self) -> dict[str, Any]:
+        return self.order.model_dump(mode="json", include=set(ANSWERED_PARTS))
+
+    def _answer(self, before: dict[str, Any]) -> ActionDone:
+        """The order's stage and latest event, and the parts the action changed."""
+        after = self._answered_parts()
+        return ActionDone(
+            order_id=self.order.order_id,
+            stage=self.order.stage,
+            seq=len(self.order.timeline),
+            changed={part: value for part, value in after.items() if before.get(part) != value},
+        )
 
     def _check_quote_decision(self, actor: Actor, action: Action) -> None:
         self._check(action, actor)

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, status
+from fastapi import APIRouter, Depends, Header, Response, status
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import WorkflowHandle
@@ -18,13 +18,14 @@ from temporalio.client import WorkflowHandle
 from api.deps import OrderHandle, SessionDep, SettingsDep, may
 from api.errors import Conflict, NotFound, problems
 from api.orders import act_on_order, check_window, read_order, update_id_for_key
-from api.views import ClaimCreatedPublic, OrderPublic, order_view
+from api.views import ClaimCreatedPublic, OrderSummary, order_view, summary_view
 from core.queries import technician_qualifications
 from core.settings import Settings
 from models.actions import ACTIONS, Action
 from models.fields import ShortText, Text
 from models.order import (
     AcceptanceInput,
+    ActionDone,
     Actor,
     ActorInput,
     AssignInput,
@@ -55,6 +56,10 @@ from models.technician import unqualified_because
 router = APIRouter(prefix="/v1/orders", tags=["orders"])
 
 ACTION_PROBLEMS = problems(401, 403, 404, 409, 422, 503)
+PREFER = (
+    "`return=representation` answers the whole order, as GET /v1/orders/{order_id} does, "
+    "instead of its summary"
+)
 
 
 class Body(BaseModel):
@@ -336,15 +341,22 @@ def add_action_route(route: ActionRoute) -> None:
         handle: OrderHandle,
         session: SessionDep,
         settings: SettingsDep,
+        response: Response,
         caller: Actor = Depends(may(route.action)),  # noqa: B008 (each route's own roles)
+        prefer: Annotated[str | None, Header(description=PREFER)] = None,
         body: Any = None,
-    ) -> OrderPublic:
+    ) -> dict[str, Any]:
         if route.check is not None:
             await route.check(ActionCall(handle, caller, body, session, settings))
-        order = await act_on_order(
-            handle, route.action, route.to_input(caller, body), result_type=Order
+        done = await act_on_order(
+            handle, route.action, route.to_input(caller, body), result_type=ActionDone
         )
-        return order_view(order, caller)
+        if prefer is None or "return=representation" not in prefer:
+            return summary_view(done)
+        # The whole order costs a query more: only for a caller who asks.
+        order = await read_order(handle)
+        response.headers["Preference-Applied"] = "return=representation"
+        return order_view(order, caller).model_dump() | {"seq": len(order.timeline)}
 
     # FastAPI reads the body's model from the signature: this route's own, or none at all.
     signature = inspect.signature(act)
@@ -361,7 +373,8 @@ def add_action_route(route: ActionRoute) -> None:
         name=route.action.value,
         description=route.description,
         responses=ACTION_PROBLEMS,
-        response_model=OrderPublic,
+        response_model=OrderSummary,
+        response_model_exclude_unset=True,
     )
 
 

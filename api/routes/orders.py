@@ -21,7 +21,7 @@ from api.deps import (
     role,
 )
 from api.errors import Forbidden, NotFound, Unprocessable, problems
-from api.orders import book, check_window, read_order
+from api.orders import book, check_window, current_stage
 from api.views import BookingCreated, OrderPublic, order_view, warranty_view
 from core import queries
 from core.cursor import BadCursor
@@ -85,7 +85,7 @@ async def book_order(
     stage = Stage.BOOKED
     if not created:
         response.status_code = status.HTTP_200_OK
-        stage = (await read_order(temporal.get_workflow_handle(order_input.order_id))).stage
+        stage = await current_stage(temporal.get_workflow_handle(order_input.order_id))
     link_secret = settings.link_secret
     if link_secret is None:  # create_app refuses to start without one
         raise RuntimeError("no secret signs the customers' link tokens")

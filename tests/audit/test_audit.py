@@ -23,14 +23,16 @@ from core.audit import (
     compare_records,
     decode,
     export_order,
+    local_activity,
     read_export,
     replay,
 )
 from core.temporal import DATA_CONVERTER
-from models.order import RecordInput
+from models.order import OrderEvent, RecordInput, Stage
 from models.records import EventRow, HistoryArchiveRow
 from tests.audit.incompatible import INCOMPATIBLE_WORKFLOWS
-from worker import WORKFLOWS
+from tests.factories import create_record_input
+from workflows.registry import WORKFLOWS
 
 HISTORIES = Path(__file__).parent.parent / "histories"
 
@@ -47,13 +49,20 @@ def create_order_history(*names: str) -> OrderHistory:
 
 
 async def written_records(history: WorkflowHistory) -> list[RecordInput]:
-    """What the history's record_order_event activities were given, as the activity reads it."""
+    """What the history's records writes were given, as the activity reads it: the input of a
+    record_order_event, or (a local activity's input is not kept) each event a batch of
+    record_order_events wrote, with a read-model row of the factory's."""
     inputs = []
     for event in history.events:
         attributes = event.activity_task_scheduled_event_attributes
         if attributes.activity_type.name == "record_order_event":
             [value] = await DATA_CONVERTER.decode(attributes.input.payloads, [RecordInput])
             inputs.append(value)
+        elif (ran := await local_activity(event)) and ran[0] == "record_order_events":
+            for logged in ran[1]:
+                written = OrderEvent.model_validate(logged)
+                row = create_record_input(written.seq, Stage.BOOKED, order_id=written.order_id)
+                inputs.append(row.model_copy(update={"event": written}))
     return inputs
 
 
@@ -171,9 +180,11 @@ class TestTimeline:
         assert any(detail.endswith("for 1 day, 0:00:00") for detail in timers)
         assert any(detail.endswith("for 83 days, 0:00:00") for detail in timers)
         activities = [entry for entry in timeline if entry.kind == "activity"]
-        recorded_events = [e for e in activities if e.name == "record_order_event"]
-        assert recorded_events[0].arguments[0]["event"]["action"] == "booked"
-        assert all(entry.result is None for entry in recorded_events)
+        # The records writes are local activities: the history keeps the events they wrote.
+        recorded_batches = [e for e in activities if e.name == "record_order_events"]
+        assert recorded_batches[0].result[0]["action"] == "booked"
+        written = [event["seq"] for batch in recorded_batches for event in batch.result]
+        assert written == list(range(1, len(written) + 1))
         started, closed = timeline[0], timeline[-1]
         assert (started.kind, started.name, started.actor) == (
             "started",

@@ -27,6 +27,7 @@ from tests.factories import create_policy
 from tests.harness import (
     Handle,
     Harness,
+    act,
     assert_refused,
     customer_of,
     details,
@@ -213,8 +214,8 @@ class TestOfferAnswers:
             "Forbidden",
             "held by another technician",
         )
-        order = await handle.execute_update(
-            RepairOrderWorkflow.accept_offer, ActorInput(actor=technician("T-A"))
+        order = await act(
+            handle, RepairOrderWorkflow.accept_offer, ActorInput(actor=technician("T-A"))
         )
         assert (order.stage, order.technician_id, order.offer) == (Stage.SCHEDULED, "T-A", None)
         response = order.sla[Clock.RESPONSE]
@@ -260,9 +261,7 @@ class TestOfferAnswers:
         await handle.execute_update(
             RepairOrderWorkflow.accept_offer, ActorInput(actor=technician("T-A"))
         )
-        order = await handle.execute_update(
-            RepairOrderWorkflow.check_in, ActorInput(actor=technician("T-A"))
-        )
+        order = await act(handle, RepairOrderWorkflow.check_in, ActorInput(actor=technician("T-A")))
         clock = order.sla[Clock.APPOINTMENT_CONFIRM]
         assert clock.stopped_at is not None
         assert not clock.breached
@@ -287,8 +286,10 @@ class TestOfferAnswers:
             WindowInput(actor=technician("T-A"), window=window),
         )
         later = TimeWindow(start=now + timedelta(days=2), end=now + timedelta(days=2, hours=2))
-        order = await handle.execute_update(
-            RepairOrderWorkflow.reschedule, WindowInput(actor=customer_of(handle.id), window=later)
+        order = await act(
+            handle,
+            RepairOrderWorkflow.reschedule,
+            WindowInput(actor=customer_of(handle.id), window=later),
         )
         assert order.appointment is None
         assert order.sla[Clock.APPOINTMENT_CONFIRM].stopped_at is None

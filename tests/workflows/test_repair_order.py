@@ -63,6 +63,7 @@ from tests.harness import (
     TECHNICIAN,
     Harness,
     accept,
+    act,
     approve_quote,
     arrive,
     assert_refused,
@@ -372,8 +373,10 @@ class TestReschedule:
         await assign(handle)
         await confirm_appointment(harness, handle)
         window = create_window(await harness.now() + timedelta(days=3))
-        order = await handle.execute_update(
-            RepairOrderWorkflow.reschedule, WindowInput(actor=customer_of(handle.id), window=window)
+        order = await act(
+            handle,
+            RepairOrderWorkflow.reschedule,
+            WindowInput(actor=customer_of(handle.id), window=window),
         )
         assert order.stage == Stage.SCHEDULED
         assert order.appointment is None
@@ -405,7 +408,8 @@ class TestCancel:
     async def test_staff_cancel_before_check_in_ends_the_order(self, harness: Harness) -> None:
         """Cancelling while dispatching ends the order as cancelled, with the reason kept."""
         handle = await harness.start()
-        order = await handle.execute_update(
+        order = await act(
+            handle,
             RepairOrderWorkflow.cancel,
             CancelInput(actor=create_actor(), reason="customer fixed it"),
         )
@@ -434,8 +438,10 @@ class TestCancel:
         """The customer holding this order's token can cancel it."""
         handle = await harness.start()
         customer = create_actor(Role.CUSTOMER, order_id=handle.id)
-        order = await handle.execute_update(
-            RepairOrderWorkflow.cancel, CancelInput(actor=customer, reason="bought a new one")
+        order = await act(
+            handle,
+            RepairOrderWorkflow.cancel,
+            CancelInput(actor=customer, reason="bought a new one"),
         )
         assert order.stage == Stage.CANCELLED
         assert order.timeline[-1].actor == f"customer:{customer.subject}"
@@ -469,8 +475,8 @@ class TestCancel:
         handle = await harness.book(WarrantyStatus.OUT_OF_WARRANTY)
         await assign(handle)
         await confirm_appointment(harness, handle)
-        order = await handle.execute_update(
-            RepairOrderWorkflow.cancel, CancelInput(actor=staff(), reason="fixed it myself")
+        order = await act(
+            handle, RepairOrderWorkflow.cancel, CancelInput(actor=staff(), reason="fixed it myself")
         )
         assert order.stage == Stage.CANCELLED
         assert order.charges.lines == (
@@ -488,8 +494,8 @@ class TestCancel:
         """Out of warranty, cancelling before any appointment was confirmed costs nothing."""
         handle = await harness.book(WarrantyStatus.OUT_OF_WARRANTY)
         await assign(handle)
-        order = await handle.execute_update(
-            RepairOrderWorkflow.cancel, CancelInput(actor=staff(), reason="fixed it myself")
+        order = await act(
+            handle, RepairOrderWorkflow.cancel, CancelInput(actor=staff(), reason="fixed it myself")
         )
         assert order.charges.total == Decimal("0.00")
         assert order.charges.lines == ()
@@ -563,6 +569,37 @@ class TestCheckIn:
         assert timedelta(minutes=30) <= arrival.breached_by < timedelta(minutes=31)
         assert order.sla_breached
         assert "sla breached" in [entry.action for entry in order.timeline]
+
+
+class TestActionAnswer:
+    async def test_an_action_answers_what_it_changed_not_the_whole_order(
+        self, harness: Harness
+    ) -> None:
+        """The answer is kept in the order's history: the stage, the latest event and the
+        parts the action changed, never the timeline nor the customer's details."""
+        handle = await harness.book()
+        await arrive(harness, handle)
+        done = await handle.execute_update(
+            RepairOrderWorkflow.diagnose,
+            DiagnosisInput(actor=technician(), diagnosis=create_diagnosis()),
+        )
+        order = await details(handle)
+        assert (done.order_id, done.stage, done.seq) == (
+            handle.id,
+            Stage.ON_SITE,
+            len(order.timeline),
+        )
+        assert done.changed == {"diagnosis": create_diagnosis().model_dump(mode="json")}
+
+        done = await handle.execute_update(
+            RepairOrderWorkflow.submit_service_record,
+            ServiceRecordInput(actor=technician(), record=create_service_record()),
+        )
+        done = await handle.execute_update(
+            RepairOrderWorkflow.complete, ActorInput(actor=technician())
+        )
+        assert done.stage == Stage.AWAITING_ACCEPTANCE
+        assert set(done.changed) == {"sla"}  # the repair clock stopped; nothing to charge
 
 
 class TestDiagnose:
@@ -692,17 +729,15 @@ class TestParts:
         handle = await harness.book()
         await arrive(harness, handle)
         parts = (PartRequest(part_no="TH-220", description="thermostat", qty=1),)
-        order = await handle.execute_update(
-            RepairOrderWorkflow.request_parts, PartsInput(actor=technician(), parts=parts)
+        order = await act(
+            handle, RepairOrderWorkflow.request_parts, PartsInput(actor=technician(), parts=parts)
         )
         assert order.stage == Stage.WAITING_PARTS
         assert order.parts_requested == parts
         dispatch = order.sla[Clock.PARTS_DISPATCH]
         assert dispatch.deadline - dispatch.started_at == timedelta(hours=24)
         assert order.sla[Clock.GENERAL_REPAIR].paused_at is not None
-        order = await handle.execute_update(
-            RepairOrderWorkflow.parts_arrived, ActorInput(actor=staff())
-        )
+        order = await act(handle, RepairOrderWorkflow.parts_arrived, ActorInput(actor=staff()))
         assert order.stage == Stage.ON_SITE
         assert order.sla[Clock.PARTS_DISPATCH].stopped_at is not None
         assert not order.sla[Clock.PARTS_DISPATCH].breached
@@ -743,9 +778,7 @@ class TestWorkshop:
         """A device taken to the workshop is due back 3 working days later, on business hours."""
         handle = await harness.book()
         await arrive(harness, handle)
-        order = await handle.execute_update(
-            RepairOrderWorkflow.to_workshop, ActorInput(actor=technician())
-        )
+        order = await act(handle, RepairOrderWorkflow.to_workshop, ActorInput(actor=technician()))
         assert order.stage == Stage.IN_WORKSHOP
         policy = Policy()
         workshop = order.sla[Clock.WORKSHOP_REPAIR]
@@ -754,8 +787,8 @@ class TestWorkshop:
         )
         assert workshop.deadline - workshop.started_at > timedelta(days=2)  # not 27 wall hours
         assert order.sla[Clock.GENERAL_REPAIR].paused_at is not None
-        order = await handle.execute_update(
-            RepairOrderWorkflow.back_from_workshop, ActorInput(actor=technician())
+        order = await act(
+            handle, RepairOrderWorkflow.back_from_workshop, ActorInput(actor=technician())
         )
         assert order.stage == Stage.ON_SITE
         assert order.sla[Clock.WORKSHOP_REPAIR].stopped_at is not None
@@ -765,9 +798,7 @@ class TestWorkshop:
         """A workshop repair not back by its deadline is escalated to a supervisor."""
         handle = await harness.book()
         await arrive(harness, handle)
-        order = await handle.execute_update(
-            RepairOrderWorkflow.to_workshop, ActorInput(actor=technician())
-        )
+        order = await act(handle, RepairOrderWorkflow.to_workshop, ActorInput(actor=technician()))
         deadline = order.sla[Clock.WORKSHOP_REPAIR].deadline
         await harness.env.sleep(deadline - await harness.now() - timedelta(minutes=10))
         assert (await settled(handle)).escalations == []
@@ -786,7 +817,8 @@ class TestHazard:
         order = await arrive(harness, handle)
         deadline = order.sla[Clock.GENERAL_REPAIR].deadline
         await harness.env.sleep(timedelta(minutes=10))
-        order = await handle.execute_update(
+        order = await act(
+            handle,
             RepairOrderWorkflow.report_hazard,
             HazardInput(actor=technician(), description="gas smell in the kitchen"),
         )
@@ -805,7 +837,8 @@ class TestHazard:
             "Forbidden",
             "role staff may not",
         )
-        order = await handle.execute_update(
+        order = await act(
+            handle,
             RepairOrderWorkflow.clear_hazard,
             NoteInput(actor=supervisor(), note="gas supply shut off and checked"),
         )
@@ -837,8 +870,10 @@ class TestHazard:
             "ActionRefused",
             "only be cancelled before check-in",
         )
-        order = await handle.execute_update(
-            RepairOrderWorkflow.cancel, CancelInput(actor=supervisor(), reason="unsafe site")
+        order = await act(
+            handle,
+            RepairOrderWorkflow.cancel,
+            CancelInput(actor=supervisor(), reason="unsafe site"),
         )
         assert order.stage == Stage.CANCELLED
         assert all(clock.stopped_at is not None for clock in order.sla.values())
@@ -1100,7 +1135,8 @@ class TestSurvey:
         handle = await harness.book()
         await repair(harness, handle)
         await accept(handle)
-        order = await handle.execute_update(
+        order = await act(
+            handle,
             RepairOrderWorkflow.answer_survey,
             SurveyInput(actor=customer_of(handle.id), survey=create_survey()),
         )

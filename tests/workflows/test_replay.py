@@ -71,6 +71,9 @@ from workflows.complaint import ComplaintWorkflow
 from workflows.repair_order import RepairOrderWorkflow
 
 HISTORIES = Path(__file__).parent.parent / "histories"
+UNREPLAYABLE = (
+    HISTORIES / "unreplayable"
+)  # the wedged orders of tests/workflows/test_replay_clock.py
 RECORDING = os.environ.get("REPAIRFLOW_RECORD_HISTORIES") == "1"
 
 Scenario = Callable[[Harness], Awaitable[list[Handle]]]
@@ -202,7 +205,9 @@ FINAL = {"cancellation": Stage.CANCELLED}
 
 
 def recorded() -> list[Path]:
-    return sorted(HISTORIES.glob("*.json"))
+    """Every history kept, those recorded with earlier code in folders named after what has
+    changed since (one-event-writes: before records events were written in batches)."""
+    return sorted(path for path in HISTORIES.rglob("*.json") if UNREPLAYABLE not in path.parents)
 
 
 async def run_to_the_end(harness: Harness, handle: Handle, *, booked_here: bool) -> None:
@@ -251,7 +256,9 @@ class TestRecordHistories:
 
 
 class TestReplay:
-    @pytest.mark.parametrize("path", recorded(), ids=lambda path: path.stem)
+    @pytest.mark.parametrize(
+        "path", recorded(), ids=lambda path: str(path.relative_to(HISTORIES).with_suffix(""))
+    )
     async def test_recorded_history_replays(self, path: Path) -> None:
         """An order recorded with earlier code replays on the current code without a difference."""
         history = WorkflowHistory.from_json(path.stem, await asyncio.to_thread(path.read_text))
