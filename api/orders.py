@@ -5,7 +5,6 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
@@ -20,6 +19,7 @@ from api.errors import (
     Unprocessable,
     engine_errors,
 )
+from core.queries import remember_key
 from core.settings import Settings
 from models.actions import ACTIONS, Action
 from models.order import (
@@ -146,24 +146,6 @@ async def update_id_for_key(
     if kept.request_hash != digest:
         raise Conflict("this Idempotency-Key was already used for a different request")
     return scoped
-
-
-async def remember_key(session: AsyncSession, row: IdempotencyKeyRow) -> IdempotencyKeyRow:
-    """The row kept for the key: this one, committed before anything acts on it, or the one a
-    request with the same key committed first (concurrent callers all get that one)."""
-    existing = await session.get(IdempotencyKeyRow, row.key)
-    if existing is not None:
-        return existing
-    try:
-        async with session.begin_nested():  # a lost race rolls back this insert only
-            session.add(row)
-    except IntegrityError:
-        existing = await session.get(IdempotencyKeyRow, row.key)
-        if existing is None:  # the winner's row is there once it commits
-            raise
-        return existing
-    await session.commit()
-    return row
 
 
 async def book(

@@ -13,6 +13,7 @@ from typing import Annotated, Generic, NamedTuple, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import and_, func, not_, or_, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Mapped
 from sqlmodel import col, select
@@ -22,7 +23,14 @@ from core.cursor import KeysetCursor
 from models.catalog import Category
 from models.fields import Moment
 from models.order import OPEN_STAGES, ComplaintState, Priority, Stage
-from models.records import ComplaintRow, EventRow, OrderRow, TechnicianRow, first_broken_seq
+from models.records import (
+    ComplaintRow,
+    EventRow,
+    IdempotencyKeyRow,
+    OrderRow,
+    TechnicianRow,
+    first_broken_seq,
+)
 from models.technician import (
     Certificate,
     Qualifications,
@@ -355,3 +363,24 @@ async def list_complaints(
     )
     last = ComplaintPosition(rows[-1].filed_at, rows[-1].complaint_id) if more else None
     return Page(rows, None if last is None else COMPLAINT_CURSOR.encode(last))
+
+
+# ---- idempotency keys ------------------------------------------------------------------------
+
+
+async def remember_key(session: AsyncSession, row: IdempotencyKeyRow) -> IdempotencyKeyRow:
+    """The row kept for the key: this one, committed before anything acts on it, or the one a
+    request with the same key committed first (concurrent callers all get that one)."""
+    existing = await session.get(IdempotencyKeyRow, row.key)
+    if existing is not None:
+        return existing
+    try:
+        async with session.begin_nested():  # a lost race rolls back this insert only
+            session.add(row)
+    except IntegrityError:
+        existing = await session.get(IdempotencyKeyRow, row.key)
+        if existing is None:  # the winner's row is there once it commits
+            raise
+        return existing
+    await session.commit()
+    return row
