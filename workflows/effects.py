@@ -50,19 +50,29 @@ STALLED_WRITE_PAUSE = timedelta(minutes=10)
 LOCAL_RETRY_THRESHOLD = timedelta(seconds=2)
 
 
-def undeliverable(error: ActivityError) -> bool:
+def reason(error: ActivityError | ApplicationError) -> BaseException | None:
+    """What failed: a local activity's failure may come as the activity's own error."""
+    return error.cause if isinstance(error, ActivityError) else error
+
+
+def undeliverable(error: ActivityError | ApplicationError) -> bool:
     """A message that no retry can deliver: it is written off on the timeline, not retried."""
-    cause = error.cause
+    cause = reason(error)
     return isinstance(cause, ApplicationError) and cause.type == "UndeliverableNotification"
 
 
 class Effects:
-    def __init__(self, order: Order, policy: Policy, *, batched_records: bool) -> None:
+    def __init__(
+        self, order: Order, policy: Policy, *, batched_records: bool, local_messages: bool
+    ) -> None:
         self.order = order
         self.policy = policy
         # Orders booked before records were written in batches keep writing one event at a
         # time, through the engine, as their histories say.
         self.batched_records = batched_records
+        # Orders booked before messages were sent from the worker without a round trip through
+        # the engine keep sending them as activities, as their histories say.
+        self.local_messages = local_messages
         self._records: deque[RecordInput] = deque()
         self._messages: deque[NotificationInput] = deque()
         # A stall sets WritesStalled and its end unsets it; orders that never stalled never
@@ -80,7 +90,9 @@ class Effects:
                 if self.batched_records
                 else self._drain(self._records, "record_order_event")
             ),
-            asyncio.create_task(self._drain(self._messages, "send_notification")),
+            asyncio.create_task(
+                self._drain(self._messages, "send_notification", local=self.local_messages)
+            ),
         ]
 
     @property
@@ -95,25 +107,35 @@ class Effects:
             stalled_since=min(self._stalled.values(), default=None),
         )
 
-    async def _drain(self, queue: "deque[Any]", activity: str) -> None:
+    async def _drain(self, queue: "deque[Any]", activity: str, *, local: bool = False) -> None:
         """One writer per queue, in order: the event log is appended exactly as it happened.
         A write that keeps failing stays first in its queue, so nothing is lost or reordered:
-        the order shows it stalled (and WritesStalled is set) until a later try succeeds."""
+        the order shows it stalled (and WritesStalled is set) until a later try succeeds.
+        A local activity runs in this worker with no round trip through the engine."""
         while True:
             await workflow.wait_condition(lambda: bool(queue))
             try:
-                await workflow.execute_activity(
-                    activity,
-                    queue[0],
-                    start_to_close_timeout=ACTIVITY_TIMEOUT,
-                    retry_policy=EFFECT_RETRY,
-                )
-            except ActivityError as error:
+                if local:
+                    await workflow.execute_local_activity(
+                        activity,
+                        queue[0],
+                        start_to_close_timeout=ACTIVITY_TIMEOUT,
+                        retry_policy=EFFECT_RETRY,
+                        local_retry_threshold=LOCAL_RETRY_THRESHOLD,
+                    )
+                else:
+                    await workflow.execute_activity(
+                        activity,
+                        queue[0],
+                        start_to_close_timeout=ACTIVITY_TIMEOUT,
+                        retry_policy=EFFECT_RETRY,
+                    )
+            except (ActivityError, ApplicationError) as error:
                 if not undeliverable(error):
                     self._stall(activity, error)
                     await workflow.sleep(STALLED_WRITE_PAUSE)
                     continue
-                self.log(SYSTEM, "notification failed", f"{queue[0].template}: {error.cause}")
+                self.log(SYSTEM, "notification failed", f"{queue[0].template}: {reason(error)}")
             queue.popleft()
             if self._stalled.pop(activity, None) is not None:
                 workflow.logger.info("write resumed", extra={"activity": activity})
@@ -157,7 +179,7 @@ class Effects:
             "write stalled; tried again later",
             extra={
                 "activity": activity,
-                "error": str(error.cause if isinstance(error, ActivityError) else error),
+                "error": str(reason(error)),
             },
         )
 

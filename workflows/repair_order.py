@@ -83,6 +83,7 @@ APPOINTMENT_CLOCK = "appointment-confirm-clock"
 CLOCK_TIMERS = "clock-breach-on-timer"
 RECHECK_UNDER_LOCK = "recheck-under-lock"
 BATCHED_RECORDS = "records-in-batches"
+LOCAL_MESSAGES = "messages-from-the-worker"
 # Escalation reasons are codes: the timeline shows them, the notification words them per locale.
 ESCALATING_CLOCKS = {
     Clock.RESPONSE: "response_overdue",
@@ -145,7 +146,13 @@ class RepairOrderWorkflow:
         breach_on_timer = workflow.patched(CLOCK_TIMERS)
         self._recheck_under_lock = workflow.patched(RECHECK_UNDER_LOCK)
         batched_records = workflow.patched(BATCHED_RECORDS)
-        self.effects = Effects(self.order, self.policy, batched_records=batched_records)
+        local_messages = workflow.patched(LOCAL_MESSAGES)
+        self.effects = Effects(
+            self.order,
+            self.policy,
+            batched_records=batched_records,
+            local_messages=local_messages,
+        )
         self.clocks = Clocks(
             self.order,
             self.policy,

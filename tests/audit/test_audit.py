@@ -306,12 +306,12 @@ class TestCompareRecords:
         """Written after the history was read: not judged until the history catches up."""
         await record_as_the_worker_did(records, "happy_path")
         full = recorded("happy_path")
-        first_records = [
+        local_activities_done = [  # the records writes and messages
             i
             for i, e in enumerate(full.events)
-            if e.HasField("activity_task_completed_event_attributes")
+            if e.marker_recorded_event_attributes.marker_name == "core_local_activity"
         ]
-        cut = WorkflowHistory("happy_path", full.events[: first_records[2] + 1])
+        cut = WorkflowHistory("happy_path", full.events[: local_activities_done[2] + 1])
         running = OrderHistory("happy_path", (AuditedWorkflow(cut, Source.ENGINE),))
         assert not running.workflows[0].closed
         assert await check(records, running) == []
