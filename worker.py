@@ -37,7 +37,7 @@ from core.log import configure_logging
 from core.runner import TaskOrderRunner
 from core.settings import Settings, load_settings
 from core.temporal import connect
-from workflows.registry import WORKFLOWS as WORKFLOWS  # re-exported: tests and bench/ use it
+from workflows.registry import WORKFLOWS
 
 log = structlog.get_logger("worker")
 

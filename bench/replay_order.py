@@ -31,7 +31,7 @@ from core.audit import (
 from core.db import create_engine, prepare_schema
 from core.temporal import DATA_CONVERTER
 from models.order import RecordInput
-from worker import WORKFLOWS
+from workflows.registry import WORKFLOWS
 
 HISTORIES = Path(__file__).parent.parent / "tests" / "histories"
 

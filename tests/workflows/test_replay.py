@@ -66,8 +66,8 @@ from tests.harness import (
     technician,
 )
 from tests.servers import start_time_skipping_server
-from worker import WORKFLOWS
 from workflows.complaint import ComplaintWorkflow
+from workflows.registry import WORKFLOWS
 from workflows.repair_order import RepairOrderWorkflow
 
 HISTORIES = Path(__file__).parent.parent / "histories"

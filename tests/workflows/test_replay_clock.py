@@ -27,8 +27,9 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
 from core.temporal import DATA_CONVERTER
-from worker import NONDETERMINISTIC, WORKFLOWS, replay_files
+from worker import NONDETERMINISTIC, replay_files
 from workflows.complaint import DEADLINE_TIMERS
+from workflows.registry import WORKFLOWS
 from workflows.repair_order import CLOCK_TIMERS
 
 HISTORIES = Path(__file__).parent.parent / "histories"
