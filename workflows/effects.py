@@ -110,78 +110,70 @@ class Effects:
     async def _drain(self, queue: "deque[Any]", activity: str, *, local: bool = False) -> None:
         """One writer per queue, in order: the event log is appended exactly as it happened.
         A write that keeps failing stays first in its queue, so nothing is lost or reordered:
-        the order shows it stalled (and WritesStalled is set) until a later try succeeds.
-        A local activity runs in this worker with no round trip through the engine."""
+        the order shows it stalled (and WritesStalled is set) until a later try succeeds."""
         while True:
             await workflow.wait_condition(lambda: bool(queue))
             try:
-                if local:
-                    await workflow.execute_local_activity(
-                        activity,
-                        queue[0],
-                        start_to_close_timeout=ACTIVITY_TIMEOUT,
-                        retry_policy=EFFECT_RETRY,
-                        local_retry_threshold=LOCAL_RETRY_THRESHOLD,
-                    )
-                else:
-                    await workflow.execute_activity(
-                        activity,
-                        queue[0],
-                        start_to_close_timeout=ACTIVITY_TIMEOUT,
-                        retry_policy=EFFECT_RETRY,
-                    )
+                await self._hand_over(activity, queue[0], local=local)
             except (ActivityError, ApplicationError) as error:
                 if not undeliverable(error):
-                    self._stall(activity, error)
-                    await workflow.sleep(STALLED_WRITE_PAUSE)
+                    await self._stall(activity, error)
                     continue
                 self.log(SYSTEM, "notification failed", f"{queue[0].template}: {reason(error)}")
             queue.popleft()
-            if self._stalled.pop(activity, None) is not None:
-                workflow.logger.info("write resumed", extra={"activity": activity})
-                self.publish()
+            self._resumed(activity)
 
     async def _drain_in_batches(self, queue: "deque[RecordInput]") -> None:
         """The records events logged since the last write, all at once and in order, in one
-        transaction of a local activity: no round trip through the engine per event, and the
-        action that logged them answers once they are in the store."""
+        transaction: no round trip through the engine per event, and the action that logged
+        them answers once they are in the store."""
         activity = "record_order_events"
         while True:
             await workflow.wait_condition(lambda: bool(queue))
             batch = list(queue)
             try:
-                await workflow.execute_local_activity(
-                    activity,
-                    batch,
-                    start_to_close_timeout=ACTIVITY_TIMEOUT,
-                    retry_policy=EFFECT_RETRY,
-                    # Longer waits between tries are timers: the workflow task is not held open
-                    # (nor the order's actions kept waiting) while the store is down.
-                    local_retry_threshold=LOCAL_RETRY_THRESHOLD,
-                )
-            # A local activity's failure may come as the activity's own error.
+                await self._hand_over(activity, batch, local=True)
             except (ActivityError, ApplicationError) as error:
-                self._stall(activity, error)
-                await workflow.sleep(STALLED_WRITE_PAUSE)
+                await self._stall(activity, error)
                 continue
             for _ in batch:
                 queue.popleft()
-            if self._stalled.pop(activity, None) is not None:
-                workflow.logger.info("write resumed", extra={"activity": activity})
-                self.publish()
+            self._resumed(activity)
 
-    def _stall(self, activity: str, error: ActivityError | ApplicationError) -> None:
+    async def _hand_over(self, activity: str, arg: Any, *, local: bool) -> None:
+        """Run the write; a local activity runs in this worker, with no round trip through the
+        engine, and may fail with the activity's own error rather than an ActivityError."""
+        if not local:
+            await workflow.execute_activity(
+                activity, arg, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=EFFECT_RETRY
+            )
+            return
+        await workflow.execute_local_activity(
+            activity,
+            arg,
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=EFFECT_RETRY,
+            # Longer waits between tries are timers: the workflow task is not held open (nor
+            # the order's actions kept waiting) while the store or a provider is down.
+            local_retry_threshold=LOCAL_RETRY_THRESHOLD,
+        )
+
+    def _resumed(self, activity: str) -> None:
+        if self._stalled.pop(activity, None) is not None:
+            workflow.logger.info("write resumed", extra={"activity": activity})
+            self.publish()
+
+    async def _stall(self, activity: str, error: ActivityError | ApplicationError) -> None:
+        """Show the write stalled, then wait before it is tried again."""
         if activity not in self._stalled:
             self._stalled[activity] = workflow.now()
             self.publish()
         # The error names the event or message and the kind of failure, never its values.
         workflow.logger.warning(
             "write stalled; tried again later",
-            extra={
-                "activity": activity,
-                "error": str(reason(error)),
-            },
+            extra={"activity": activity, "error": str(reason(error))},
         )
+        await workflow.sleep(STALLED_WRITE_PAUSE)
 
     # ---- search attributes -------------------------------------------------------------------
 
