@@ -28,6 +28,7 @@ from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from activities.dispatch import DispatchActivities
+from activities.erasure import ErasureActivities
 from activities.notifications import NotificationActivities
 from activities.records import RecordActivities
 from core.archive import keep_archiving
@@ -60,6 +61,8 @@ def build_worker(
         activities=[
             records.record_order_event,
             records.record_order_events,
+            records.erase_personal_data,
+            ErasureActivities(client).schedule_erasure,
             notifications.send_notification,
             dispatch.find_candidates,
         ],
@@ -204,6 +207,7 @@ def main(argv: list[str]) -> int:
     if args.command == "replay" and args.running:
         exit_now(asyncio.run(replay_running(load_settings())))
     if args.command == "replay":
+        load_settings()  # the key ring the histories are encrypted with, or a clear refusal
         exit_now(asyncio.run(replay_files(args.files)))
     # The sandbox imports the workflow modules afresh for every workflow it starts: keep their
     # compiled code, or PYTHONDONTWRITEBYTECODE has each of those imports compile them again.

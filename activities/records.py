@@ -9,6 +9,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from core.db import lock_order
+from core.personal import erase_order
 from models.order import OrderEvent, RecordInput
 from models.records import GENESIS_HASH, ComplaintRow, EventRow, OrderRow
 
@@ -51,6 +52,12 @@ class RecordActivities:
         non-retryable "RecordRejected" (the workflow keeps the event and tries again later).
         """
         await self._record_all([input])
+
+    @activity.defn(name="erase_personal_data")
+    async def erase_personal_data(self, order_id: str) -> None:
+        """Erase the closed order's personal data from the records store (core.personal)."""
+        async with AsyncSession(self.engine) as session:
+            await erase_order(session, order_id)
 
     @activity.defn(name="record_order_events")
     async def record_order_events(self, inputs: list[RecordInput]) -> list[OrderEvent]:

@@ -13,6 +13,7 @@ from temporalio.client import Client, WorkflowHandle
 
 from api.errors import Forbidden, NotFound, Unauthorized, Unavailable
 from api.orders import read_order
+from core.personal import Opener
 from core.settings import Settings
 from core.tokens import KeysUnavailable, decode_token
 from models.actions import ACTIONS, Action
@@ -37,17 +38,28 @@ def get_temporal(request: Request) -> Client:
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """The request's one transaction: committed when the route returns, rolled back if it raises."""
-    async with (
-        AsyncSession(request.app.state.engine, expire_on_commit=False) as session,
-        session.begin(),
-    ):
-        yield session
+    """The request's session: committed when the route returns, rolled back if it raises. What
+    must be kept before the engine is told (an Idempotency-Key, an order's personal-data key)
+    is committed on the way, and the session goes on in a new transaction."""
+    async with AsyncSession(request.app.state.engine, expire_on_commit=False) as session:
+        try:
+            yield session
+        except BaseException:
+            await session.rollback()
+            raise
+        await session.commit()
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 TemporalDep = Annotated[Client, Depends(get_temporal)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+def get_opener(session: SessionDep, settings: SettingsDep) -> Opener:
+    return Opener(session, settings.key_ring)
+
+
+OpenerDep = Annotated[Opener, Depends(get_opener)]
 
 log = structlog.get_logger("api")
 

@@ -10,7 +10,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import openapi
 from api.errors import MAX_BODY_BYTES, content_too_large, install_error_handlers
-from api.routes import actions, audit, complaints, health, orders, technicians
+from api.routes import actions, audit, codec, complaints, health, orders, technicians
 from core.db import create_engine, prepare_schema
 from core.settings import Settings
 from core.temporal import connect
@@ -60,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(technicians.router)
     app.include_router(complaints.router)
     app.include_router(audit.router)
+    app.include_router(codec.router)
     app.add_middleware(BodyLimit)
     openapi.install(app)
 

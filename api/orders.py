@@ -19,6 +19,7 @@ from api.errors import (
     Unprocessable,
     engine_errors,
 )
+from core.personal import order_key, seal_customer
 from core.queries import remember_key
 from core.settings import Settings
 from models.actions import ACTIONS, Action
@@ -31,6 +32,7 @@ from models.order import (
     Actor,
     Booking,
     Order,
+    OrderBooking,
     OrderInput,
     Stage,
     TimeWindow,
@@ -166,6 +168,9 @@ async def book(
     policy = settings.policy
     if idempotency_key is not None:
         order_id = new_order_id(local_date(booked_at, policy))
+        # The key is made before the Idempotency-Key is claimed: a request that loses that race
+        # holds the store's write lock until it returns, and then only reads the winner's key.
+        await order_key(session, order_id, settings.key_ring)
         kept = await remember_key(
             session,
             IdempotencyKeyRow(
@@ -179,29 +184,37 @@ async def book(
         if existing is not None:
             if existing.request_hash != request_hash(booking):
                 raise Conflict("this Idempotency-Key was already used for a different booking")
-            order_input = _order_input(existing.order_id, booking, caller, booked_at, settings)
+            order_input = await _order_input(
+                existing.order_id, booking, caller, booked_at, session, settings
+            )
             await _start(temporal, order_input, settings)
             return order_input, False
-        order_input = _order_input(order_id, booking, caller, booked_at, settings)
+        order_input = await _order_input(order_id, booking, caller, booked_at, session, settings)
         await _start(temporal, order_input, settings)
         return order_input, True
 
     for _ in range(NEW_ID_ATTEMPTS):
-        order_input = _order_input(
-            new_order_id(local_date(booked_at, policy)), booking, caller, booked_at, settings
-        )
+        order_id = new_order_id(local_date(booked_at, policy))
+        order_input = await _order_input(order_id, booking, caller, booked_at, session, settings)
         if await _start(temporal, order_input, settings):
             return order_input, True
     raise RuntimeError("could not draw an unused order number")
 
 
-def _order_input(
-    order_id: str, booking: Booking, caller: Actor, booked_at: datetime, settings: Settings
+async def _order_input(
+    order_id: str,
+    booking: Booking,
+    caller: Actor,
+    booked_at: datetime,
+    session: AsyncSession,
+    settings: Settings,
 ) -> OrderInput:
+    """The workflow's input: the customer's personal data sealed with the order's own key."""
     policy = settings.policy
+    customer = await seal_customer(session, settings.key_ring, order_id, booking.customer)
     return OrderInput(
         order_id=order_id,
-        booking=booking,
+        booking=OrderBooking(**(dict(booking) | {"customer": customer})),
         booked_by=caller,
         booked_at=booked_at,
         warranty=settle_warranty(booking.appliance, local_date(booked_at, policy), policy),

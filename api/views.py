@@ -8,6 +8,7 @@ from typing import Any, cast
 
 from pydantic import BaseModel, TypeAdapter, create_model
 
+from core.personal import Opener
 from models.order import (
     ANSWERED_PARTS,
     Acceptance,
@@ -17,7 +18,6 @@ from models.order import (
     ChargeLine,
     Clock,
     ComplaintSummary,
-    Customer,
     Diagnosis,
     Escalation,
     Offer,
@@ -29,6 +29,7 @@ from models.order import (
     QuotePart,
     QuoteStatus,
     Role,
+    SealedCustomer,
     ServiceRecord,
     SlaClock,
     Stage,
@@ -53,6 +54,9 @@ class CustomerPublic(BaseModel):
     phone: str | None = None
     email: str | None = None
     address: str | None = None
+    # Shown to the roles that see personal data: true once the order's personal data is erased
+    # (privacy.erase_personal_data_after), and the four fields above are then null.
+    personal_data_erased: bool | None = None
 
 
 class QuotePublic(BaseModel):
@@ -145,13 +149,23 @@ def sees_personal_data(caller: Actor, order: Order) -> bool:
             return False
 
 
-def customer_view(customer: Customer, *, personal: bool) -> CustomerPublic:
+async def customer_view(
+    customer: SealedCustomer, *, personal: bool, opener: Opener
+) -> CustomerPublic:
     public = CustomerPublic(region=customer.region, locale=customer.locale)
-    if personal:
-        public = public.model_copy(
-            update=customer.model_dump(include={"name", "phone", "email", "address"})
-        )
-    return public
+    if not personal:
+        return public
+    if await opener.erased(customer.name):
+        return public.model_copy(update={"personal_data_erased": True})
+    return public.model_copy(
+        update={
+            "name": await opener.open(customer.name),
+            "phone": await opener.open(customer.phone),
+            "email": await opener.open(customer.email),
+            "address": await opener.open(customer.address),
+            "personal_data_erased": False,
+        }
+    )
 
 
 def warranty_view(warranty: Warranty) -> WarrantyPublic:
@@ -221,12 +235,13 @@ def part_views(order: Order, parts: Iterable[str]) -> dict[str, Any]:
     return shown
 
 
-def order_view(order: Order, caller: Actor) -> OrderPublic:
+async def order_view(order: Order, caller: Actor, opener: Opener) -> OrderPublic:
+    personal = sees_personal_data(caller, order)
     return OrderPublic(
         **part_views(order, ANSWERED_PARTS),
         order_id=order.order_id,
         stage=order.stage,
-        customer=customer_view(order.customer, personal=sees_personal_data(caller, order)),
+        customer=await customer_view(order.customer, personal=personal, opener=opener),
         timeline=order.timeline,
         pending_writes=order.pending_writes,
     )

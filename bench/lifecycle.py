@@ -57,7 +57,7 @@ from temporalio.client import Client, WorkflowHistory
 from temporalio.worker import Worker
 
 from bench.lifecycle_raw import RawLifecycleWorkflow, RawOrder, RawStep, raw_step
-from core.temporal import DATA_CONVERTER
+from core.codec import KeyRing, data_converter
 from core.tokens import mint_token
 from tests.api.drive import DIAGNOSIS, SERVICE_RECORD
 from tests.factories import create_booking_json, create_technician_json
@@ -586,8 +586,10 @@ async def benchmark(
     current = asyncio.current_task()
     if current is not None:
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, current.cancel)
+    # The service's own converter and key ring (command 1 keeps the ring in its data directory).
+    ring = KeyRing.parse((service.data_dir / "payload-keys").read_text())
     client = await Client.connect(
-        f"localhost:{service.temporal_port}", data_converter=DATA_CONVERTER
+        f"localhost:{service.temporal_port}", data_converter=data_converter(ring)
     )
     async with Worker(
         client,

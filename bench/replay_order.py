@@ -9,6 +9,7 @@ children come along). Prints the median and the slowest round per order, in mill
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import tempfile
@@ -29,11 +30,14 @@ from core.audit import (
     replay,
 )
 from core.db import create_engine, prepare_schema
-from core.temporal import DATA_CONVERTER
+from core.temporal import converter
 from models.order import RecordInput
+from tests.payload_keys import TEST_PAYLOAD_KEYS
 from workflows.registry import WORKFLOWS
 
 HISTORIES = Path(__file__).parent.parent / "tests" / "histories"
+# The recorded histories are encrypted with the tests' key ring.
+os.environ.setdefault("REPAIRFLOW_PAYLOAD_KEYS", TEST_PAYLOAD_KEYS)
 
 
 def load(name: str) -> OrderHistory:
@@ -51,7 +55,7 @@ async def write_records(order: OrderHistory, records: RecordActivities) -> None:
         for event in workflow.history.events:
             attributes = event.activity_task_scheduled_event_attributes
             if attributes.activity_type.name == "record_order_event":
-                [record] = await DATA_CONVERTER.decode(attributes.input.payloads, [RecordInput])
+                [record] = await converter().decode(attributes.input.payloads, [RecordInput])
                 await ActivityEnvironment().run(records.record_order_event, record)
 
 

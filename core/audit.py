@@ -30,13 +30,15 @@ from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 from temporalio.api.common.v1 import Payload
+from temporalio.api.failure.v1 import Failure
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHistory
+from temporalio.exceptions import FailureError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Replayer
 
 from core.archive import is_closed, load_archived
-from core.temporal import DATA_CONVERTER
+from core.temporal import converter
 from models.records import EventRow
 
 RECORD_ACTIVITY = "record_order_event"  # one event, by orders booked before batches
@@ -227,9 +229,7 @@ async def replay_each(
     histories: AsyncIterator[WorkflowHistory], workflows: Sequence[type]
 ) -> AsyncIterator[ReplayOutcome]:
     """Replay each history against the workflow code, in turn, as they arrive."""
-    replayer = Replayer(
-        workflows=workflows, data_converter=DATA_CONVERTER, build_id=REPLAY_BUILD_ID
-    )
+    replayer = Replayer(workflows=workflows, data_converter=converter(), build_id=REPLAY_BUILD_ID)
     async with replayer.workflow_replay_iterator(histories) as results:
         async for result in results:
             history, failure = result.history, result.replay_failure
@@ -348,7 +348,8 @@ async def _workflow_timeline(history: WorkflowHistory) -> list[AuditEntry]:
                     if accepted is not None:
                         acceptance = accepted.workflow_execution_update_accepted_event_attributes
                         name = acceptance.accepted_request.input.name
-                    add(event, "action failed", name, detail=completed.outcome.failure.message)
+                    reason = await failure_message(completed.outcome.failure)
+                    add(event, "action failed", name, detail=reason)
             case "workflow_execution_signaled_event_attributes":
                 signaled = event.workflow_execution_signaled_event_attributes
                 arguments = await decode(signaled.input.payloads)
@@ -392,7 +393,7 @@ async def _workflow_timeline(history: WorkflowHistory) -> list[AuditEntry]:
                     "activity failed",
                     name,
                     arguments=arguments,
-                    detail=failure.message if failure is not None else "cancelled",
+                    detail=await failure_message(failure) if failure is not None else "cancelled",
                 )
             case "marker_recorded_event_attributes":
                 if (ran := await local_activity(event)) is not None:
@@ -413,7 +414,7 @@ async def _workflow_timeline(history: WorkflowHistory) -> list[AuditEntry]:
                 add(event, "closed", "completed", result=results[0] if results else None)
             case "workflow_execution_failed_event_attributes":
                 failure = event.workflow_execution_failed_event_attributes.failure
-                add(event, "closed", "failed", detail=failure.message)
+                add(event, "closed", "failed", detail=await failure_message(failure))
             case "workflow_execution_terminated_event_attributes":
                 terminated = event.workflow_execution_terminated_event_attributes
                 add(
@@ -454,13 +455,25 @@ async def local_activity(event: HistoryEvent) -> tuple[str, Any] | None:
     return str(data.get("activity_type", "local activity")), results[0] if results else None
 
 
+async def failure_message(failure: Failure) -> str:
+    """A failure's message: the codec keeps it encrypted in the failure's encoded attributes.
+    One this process cannot decrypt shows as stored."""
+    decoded = Failure()
+    decoded.CopyFrom(failure)  # decoding works in place; the history stays as stored
+    try:
+        error = await converter().decode_failure(decoded)
+    except Exception:  # a key this process does not have
+        return failure.message
+    return error.message if isinstance(error, FailureError) else str(error)
+
+
 async def decode(payloads: Iterable[Payload]) -> list[Any]:
     """Payloads as the data converter reads them, as JSON values; one it cannot read is named
     by its encoding rather than failing the whole audit."""
     values: list[Any] = []
     for payload in payloads:
         try:
-            [value] = await DATA_CONVERTER.decode([payload])
+            [value] = await converter().decode([payload])
         except Exception:  # an encoding or codec this process does not have
             encoding = payload.metadata.get("encoding", b"").decode(errors="replace")
             value = {"undecodable": encoding}

@@ -15,6 +15,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
+from core.codec import KeyRing, KeyRingError
 from models.notification import Recipient, Template
 from models.policy import Policy, PolicyError, load_policy
 
@@ -29,7 +30,10 @@ MESSAGE_TYPES: Final[tuple[str, ...]] = (
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="REPAIRFLOW_", frozen=True)
+    # hide_input_in_errors: a refused value may be a secret (a key ring, a signing secret).
+    model_config = SettingsConfigDict(
+        env_prefix="REPAIRFLOW_", frozen=True, hide_input_in_errors=True
+    )
 
     temporal_address: str = "localhost:7233"
     temporal_namespace: str = "default"
@@ -45,6 +49,8 @@ class Settings(BaseSettings):
     auth_allow_hs256: bool = False
     # Signs the customers' link tokens; without it, the auth secret does.
     customer_link_secret: SecretStr | None = None
+    # The payload codec's key ring (core/codec.py): "id:base64key" pairs, newest first.
+    payload_keys: SecretStr | None = None
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
     customer_token_days: int = Field(default=400, ge=1)
@@ -137,6 +143,25 @@ class Settings(BaseSettings):
                 )
         return self
 
+    @field_validator("payload_keys")
+    @classmethod
+    def payload_keys_are_a_ring(cls, keys: SecretStr | None) -> SecretStr | None:
+        if keys is not None:
+            try:
+                KeyRing.parse(keys.get_secret_value())
+            except KeyRingError as error:  # says which key id, never a key
+                raise ValueError(str(error)) from None
+        return keys
+
+    @cached_property
+    def key_ring(self) -> KeyRing:
+        if self.payload_keys is None:
+            raise KeyRingError(
+                "REPAIRFLOW_PAYLOAD_KEYS is not set: the payload codec needs its key ring"
+                " (`python3 scripts/dev.py up` generates one into data/)"
+            )
+        return KeyRing.parse(self.payload_keys.get_secret_value())
+
     @cached_property
     def policy(self) -> Policy:
         return load_policy(self.policy_file)
@@ -148,6 +173,7 @@ def load_settings() -> Settings:
     try:
         settings = Settings()
         settings.policy  # noqa: B018 - loads and validates the policy file now
+        settings.key_ring  # noqa: B018 - a process without its key ring cannot read an order
     except ValidationError as error:
         # Named by variable, without the value: it may be a secret.
         problems = "; ".join(
@@ -158,6 +184,6 @@ def load_settings() -> Settings:
     except SettingsError as error:
         # A variable that is not valid JSON where JSON is expected; names it, not its value.
         raise SystemExit(f"repairflow cannot start: {error}") from None
-    except PolicyError as error:
+    except (PolicyError, KeyRingError) as error:
         raise SystemExit(f"repairflow cannot start: {error}") from None
     return settings

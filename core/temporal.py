@@ -1,16 +1,33 @@
 """The one way every process connects to Temporal, with the one data converter."""
 
+from functools import cache
+
 from temporalio.client import Client, TLSConfig
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 
+from core.codec import KeyRing, data_converter
 from core.settings import Settings
 
-DATA_CONVERTER: DataConverter = pydantic_data_converter
 # The engine marks a workflow whose task failed this many times in a row with the search
 # attribute TemporalReportedProblems, which /readyz counts. A self-hosted server needs the same
 # dynamic config value.
 ENGINE_DYNAMIC_CONFIG = ("system.numConsecutiveWorkflowTaskProblemsToTriggerSearchAttribute=2",)
+
+
+@cache
+def _converter(ring: KeyRing) -> DataConverter:
+    return data_converter(ring)
+
+
+@cache
+def _environment_ring() -> KeyRing:
+    return Settings().key_ring
+
+
+def converter(settings: Settings | None = None) -> DataConverter:
+    """The data converter with these settings' key ring; without settings, the one the
+    environment's REPAIRFLOW_PAYLOAD_KEYS names (the tools and the audit read with it)."""
+    return _converter(settings.key_ring if settings is not None else _environment_ring())
 
 
 def dev_server_args() -> list[str]:
@@ -30,6 +47,6 @@ async def connect(settings: Settings, *, lazy: bool = False) -> Client:
         namespace=settings.temporal_namespace,
         api_key=settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None,
         tls=tls,
-        data_converter=DATA_CONVERTER,
+        data_converter=converter(settings),
         lazy=lazy,
     )

@@ -38,7 +38,7 @@ class Template(StrEnum):
 
 
 class Contact(BaseModel):
-    """Where a message goes. Personal data: it travels only inside encrypted payloads."""
+    """Where a message goes. A customer's phone and email are sealed (core/personal.py)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -160,6 +160,26 @@ class Booking(Strict):
     preferred_window: TimeWindow | None = None
 
 
+class SealedCustomer(Strict):
+    """The customer as an order's workflow holds them: name, phone, email and address sealed
+    with the order's personal-data key (core/personal.py), so that destroying the key erases
+    them from every history. Nothing in the workflow reads them. Orders booked before sealing
+    hold them in clear."""
+
+    name: str
+    phone: str
+    email: str | None = None
+    address: str
+    region: ShortText
+    locale: Literal["zh", "en"] = "zh"
+
+
+class OrderBooking(Booking):
+    """A booking as the order's workflow takes it: the customer sealed."""
+
+    customer: SealedCustomer  # type: ignore[assignment]  # the same fields, sealed
+
+
 class Warranty(Strict):
     status: WarrantyStatus
     product_until: date | None = None
@@ -217,7 +237,7 @@ class OrderInput(Strict):
     """Everything the workflow needs to start; the policy is fixed for the order's life."""
 
     order_id: str
-    booking: Booking
+    booking: OrderBooking
     booked_by: Actor
     booked_at: datetime
     warranty: Warranty
@@ -445,7 +465,7 @@ class Order(BaseModel):
     category: Category
     region: str
     warranty: Warranty
-    customer: Customer
+    customer: SealedCustomer
     appliance: Appliance
     fault: Fault
     booked_at: datetime
@@ -712,6 +732,17 @@ def owns_order(actor: Actor, order_id: str) -> bool:
 class OrderOutcome(Strict):
     order_id: str
     stage: Stage
+
+
+class ErasureInput(Strict):
+    """When to erase a closed order's personal data (workflows/erasure.py)."""
+
+    order_id: str
+    erase_at: datetime
+
+
+def erasure_workflow_id(order_id: str) -> str:
+    return f"{order_id}-erasure"
 
 
 ORDER_STAGE = SearchAttributeKey.for_keyword("OrderStage")

@@ -85,8 +85,9 @@ class OrderRow(SQLModel, table=True):
     # the chain, so deleting or rewriting the newest events is detected too.
     last_hash: str | None = Field(default=None, max_length=64)
     # Personal data, erased a configurable time after the order closes.
-    customer_name: str | None = Field(default=None, max_length=200)
-    customer_phone: str | None = Field(default=None, max_length=32)
+    # Sealed with the order's personal-data key (core/personal.py); None once erased.
+    customer_name: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    customer_phone: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class EventRow(SQLModel, table=True):
@@ -220,8 +221,22 @@ class NotificationRow(SQLModel, table=True):
     status: str = Field(max_length=16)  # "sent" | "failed"
     error: str | None = Field(default=None, max_length=500)
     created_at: datetime = Field(sa_column=_utc_column())
-    # Personal data (phone, email or technician id), erased with the order's other personal data.
-    destination: str | None = Field(default=None, max_length=254)
+    # Personal data (phone or email, sealed; or a technician id), erased with the order's other
+    # personal data.
+    destination: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class PersonalDataKeyRow(SQLModel, table=True):
+    """An order's personal-data key (core/personal.py), wrapped with the payload key ring.
+    Erasing the order's personal data destroys `wrapped` and keeps the row, so that what was
+    sealed with it reads as erased rather than as unknown."""
+
+    __tablename__ = "personal_data_keys"
+
+    key_id: str = Field(primary_key=True, max_length=40)
+    wrapped: str | None = Field(default=None, max_length=200)
+    created_at: datetime = Field(sa_column=_utc_column())
+    erased_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
 
 
 class TechnicianRow(SQLModel, table=True):

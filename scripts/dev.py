@@ -8,6 +8,7 @@ Only the Python standard library is used until the project environment exists, s
 on a machine that has nothing but Python 3.11+.
 """
 
+import base64
 import json
 import os
 import pwd
@@ -203,6 +204,17 @@ def dev_secret() -> str:
     return path.read_text().strip()
 
 
+def dev_payload_keys() -> str:
+    """The development key ring of the payload codec: from the environment, else one key kept in
+    data/ across starts (losing it makes every order in data/temporal.db unreadable)."""
+    if keys := os.environ.get("REPAIRFLOW_PAYLOAD_KEYS"):
+        return keys
+    path = DATA / "payload-keys"
+    if not path.exists():
+        path.write_text(f"dev-1:{base64.b64encode(secrets.token_bytes(32)).decode()}\n")
+    return path.read_text().strip()
+
+
 def start(name: str, command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     print(f"starting {name}: {' '.join(command)}", flush=True)
     # Own process group: Ctrl-C reaches only this supervisor, which stops children in order.
@@ -289,7 +301,11 @@ def run_service() -> int:
     # and the records' databases) hold personal data or credentials: readable by this user only.
     os.umask(0o077)
     DATA.mkdir(exist_ok=True)
-    env = os.environ | {"REPAIRFLOW_AUTH_SECRET": dev_secret(), "PYTHONUNBUFFERED": "1"}
+    env = os.environ | {
+        "REPAIRFLOW_AUTH_SECRET": dev_secret(),
+        "REPAIRFLOW_PAYLOAD_KEYS": dev_payload_keys(),
+        "PYTHONUNBUFFERED": "1",
+    }
     os.environ.update(env)
     settings = load_settings()  # a bad setting or policy stops everything before anything starts
     temporal_port = settings.temporal_address.rsplit(":", 1)[-1]
@@ -318,6 +334,10 @@ def run_service() -> int:
         "--log-level",
         "error",
         "--ui-disable-news-fetch",
+        # The Web UI's remote codec is the API's. The dev UI has no sign-in and sends no token,
+        # so it is refused (401) and shows the payloads encrypted.
+        "--ui-codec-endpoint",
+        f"http://{settings.api_host}:{settings.api_port}/v1/codec",
     ]
     for name, kind in SEARCH_ATTRIBUTES.items():
         server += ["--search-attribute", f"{name}={kind}"]

@@ -21,7 +21,10 @@ from temporalio.testing import WorkflowEnvironment
 
 from core.db import create_engine, prepare_schema
 from core.log import configure_logging
+from tests.payload_keys import TEST_PAYLOAD_KEYS
 from tests.servers import start_dev_server, start_time_skipping_server
+
+os.environ["REPAIRFLOW_PAYLOAD_KEYS"] = TEST_PAYLOAD_KEYS
 
 POSTGRES_URL_VARIABLE = "REPAIRFLOW_TEST_POSTGRES_URL"
 RECORDS_ENGINES = ("sqlite", "postgresql")

@@ -17,7 +17,11 @@ from typing import Any, TypeVar
 import pytest
 from temporalio import activity
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import (
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
@@ -43,6 +47,7 @@ from models.order import (
     ClaimCreated,
     ClaimInput,
     DiagnosisInput,
+    ErasureInput,
     Exclusion,
     Order,
     OrderEvent,
@@ -115,6 +120,16 @@ class RecordsSpy:
     @activity.defn(name="send_notification")
     async def send_notification(self, input: NotificationInput) -> None:
         self.sent.append(input)
+
+    erasures: list[ErasureInput] = field(default_factory=list)
+
+    @activity.defn(name="schedule_erasure")
+    async def schedule_erasure(self, input: ErasureInput) -> None:
+        self.erasures.append(input)
+
+    @activity.defn(name="erase_personal_data")
+    async def erase_personal_data(self, order_id: str) -> None:
+        raise ApplicationError("the spy schedules no erasure", non_retryable=True)
 
     def messages(self, template: Template, order_id: str | None = None) -> list[NotificationInput]:
         return [
@@ -194,6 +209,8 @@ async def order_harness(
         "record_order_events": records.record_order_events,
         "send_notification": records.send_notification,
         "find_candidates": records.find_candidates,
+        "schedule_erasure": records.schedule_erasure,
+        "erase_personal_data": records.erase_personal_data,
     }
     if unknown := activities.keys() - spied.keys():
         raise TypeError(f"no activity named {sorted(unknown)} to replace")

@@ -9,7 +9,7 @@ from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.testing import WorkflowEnvironment
 
-from core.temporal import DATA_CONVERTER, dev_server_args
+from core.temporal import converter, dev_server_args
 from models.order import SEARCH_ATTRIBUTES
 
 BIN = Path(sys.executable).parent
@@ -18,7 +18,7 @@ BIN = Path(sys.executable).parent
 async def start_time_skipping_server() -> WorkflowEnvironment:
     """A time-skipping test server with the custom search attributes."""
     env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=DATA_CONVERTER,
+        data_converter=converter(),
         test_server_existing_path=str(BIN / "temporal-test-server"),
     )
     try:
@@ -41,7 +41,7 @@ async def start_dev_server() -> WorkflowEnvironment:
     """A real dev server with the custom search attributes and the engine settings of
     command 1, in memory."""
     return await WorkflowEnvironment.start_local(
-        data_converter=DATA_CONVERTER,
+        data_converter=converter(),
         dev_server_existing_path=str(BIN / "temporal"),
         search_attributes=SEARCH_ATTRIBUTES,
         dev_server_extra_args=dev_server_args(),

@@ -2,6 +2,7 @@
 deployment gate, the audit route) checks histories against them."""
 
 from workflows.complaint import ComplaintWorkflow
+from workflows.erasure import PersonalDataErasureWorkflow
 from workflows.repair_order import RepairOrderWorkflow
 
-WORKFLOWS = [RepairOrderWorkflow, ComplaintWorkflow]
+WORKFLOWS = [RepairOrderWorkflow, ComplaintWorkflow, PersonalDataErasureWorkflow]

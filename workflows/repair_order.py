@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -34,19 +35,20 @@ with workflow.unsafe.imports_passed_through():
         Actor,
         ActorInput,
         AssignInput,
-        Booking,
         CancelInput,
         Charges,
         ClaimCreated,
         ClaimInput,
         Clock,
         DiagnosisInput,
+        ErasureInput,
         Escalation,
         Fault,
         HazardInput,
         NoteInput,
         Offer,
         Order,
+        OrderBooking,
         OrderInput,
         OrderOutcome,
         PartsInput,
@@ -84,6 +86,10 @@ CLOCK_TIMERS = "clock-breach-on-timer"
 RECHECK_UNDER_LOCK = "recheck-under-lock"
 BATCHED_RECORDS = "records-in-batches"
 LOCAL_MESSAGES = "messages-from-the-worker"
+ERASURE = "personal-data-erasure"
+WITHDRAW_OFFER_ON_CANCEL = "withdraw-offer-on-cancel"
+# The erasure is owed: scheduling it is retried until the engine takes it.
+SCHEDULE_ERASURE_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1))
 # Escalation reasons are codes: the timeline shows them, the notification words them per locale.
 ESCALATING_CLOCKS = {
     Clock.RESPONSE: "response_overdue",
@@ -218,8 +224,22 @@ class RepairOrderWorkflow:
         await workflow.wait_condition(
             lambda: workflow.all_handlers_finished() and self.effects.written
         )
+        # Orders closed before erasure existed keep their personal data until erased by hand.
+        if workflow.patched(ERASURE):
+            await self._schedule_erasure()
         for writer in writers:
             writer.cancel()
+
+    async def _schedule_erasure(self) -> None:
+        erase_at = self.policy.deadline(
+            workflow.now(), self.policy.privacy.erase_personal_data_after
+        )
+        await workflow.execute_activity(
+            "schedule_erasure",
+            ErasureInput(order_id=self.order.order_id, erase_at=erase_at),
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=SCHEDULE_ERASURE_RETRY,
+        )
 
     def _book(self) -> None:
         """Start the clocks, confirm the booking, dispatch; an emergency is dispatched first."""
@@ -399,6 +419,15 @@ class RepairOrderWorkflow:
             if self.order.technician_id:
                 self.effects.notify(
                     Template.JOB_WITHDRAWN, Recipient.TECHNICIAN, reason="cancelled"
+                )
+            # Orders cancelled before this left the offer open until it expired.
+            if self.order.offer is not None and workflow.patched(WITHDRAW_OFFER_ON_CANCEL):
+                offered_to, self.order.offer = self.order.offer.technician_id, None
+                self.effects.notify(
+                    Template.JOB_WITHDRAWN,
+                    Recipient.TECHNICIAN,
+                    technician_id=offered_to,
+                    reason="cancelled",
                 )
         return self._answer(before)
 
@@ -903,7 +932,7 @@ class RepairOrderWorkflow:
         booking = self.order
         return OrderInput(
             order_id=claim_id,
-            booking=Booking(
+            booking=OrderBooking(
                 customer=booking.customer,
                 appliance=booking.appliance,
                 fault=Fault(description=input.description),

@@ -40,6 +40,8 @@ from activities.notifications.channels import (
 )
 from activities.notifications.routing import route
 from activities.notifications.templates import Rendered, render
+from core.codec import KeyRing
+from core.personal import Opener
 from core.settings import CHANNEL_NAMES, ChannelName, Settings
 from models.notification import NotificationInput
 from models.records import NotificationRow
@@ -56,6 +58,7 @@ CUT_OFF: Final = (
 )
 DELIVERED: Final = "delivered"  # heartbeat detail: this activity's message was handed over
 UNDELIVERABLE: Final = "UndeliverableNotification"  # the workflow does not retry it
+ERASED: Final = "the recipient's personal data is erased"
 
 
 class NotificationActivities:
@@ -64,10 +67,13 @@ class NotificationActivities:
         engine: AsyncEngine,
         channels: Mapping[ChannelName, Channel] | None = None,
         routes: Mapping[str, ChannelName] | None = None,
+        ring: KeyRing | None = None,
     ) -> None:
         """`channels` replaces the outbox for the names it lists (a provider per channel);
-        `routes` is REPAIRFLOW_NOTIFICATION_CHANNELS (see `route`)."""
+        `routes` is REPAIRFLOW_NOTIFICATION_CHANNELS (see `route`); `ring` opens the customers'
+        sealed contact details (core/personal.py), by default REPAIRFLOW_PAYLOAD_KEYS's."""
         self.engine = engine
+        self.ring = ring or Settings().key_ring
         outbox = OutboxChannel()
         self.channels: dict[ChannelName, Channel] = {name: outbox for name in CHANNEL_NAMES}
         self.channels.update(channels or {})
@@ -76,7 +82,12 @@ class NotificationActivities:
     @classmethod
     def from_settings(cls, engine: AsyncEngine, settings: Settings) -> "NotificationActivities":
         """As the worker runs them: the configured channels and routes."""
-        return cls(engine, channels_from_settings(settings), settings.notification_channels)
+        return cls(
+            engine,
+            channels_from_settings(settings),
+            settings.notification_channels,
+            settings.key_ring,
+        )
 
     @activity.defn(name="send_notification")
     async def send_notification(self, input: NotificationInput) -> None:
@@ -106,6 +117,12 @@ class NotificationActivities:
         self, input: NotificationInput, row: NotificationRow, text: Rendered
     ) -> None:
         channel = CHANNELS_BY_NAME[row.channel]
+        # The outbox keeps the destination sealed; it is opened for the channel only.
+        async with AsyncSession(self.engine) as session:
+            destination = await Opener(session, self.ring).open(row.destination)
+        if row.destination is not None and destination is None:
+            await self._settle(input.key, FAILED, ERASED)
+            raise undeliverable(input, ERASED)
         message = Message(
             key=input.key,
             order_id=input.order_id,
@@ -113,7 +130,7 @@ class NotificationActivities:
             recipient=input.recipient,
             locale=input.locale,
             channel=channel,
-            destination=row.destination,
+            destination=destination,
             subject=row.subject,
             body=row.body,
             sent_at=row.created_at,

@@ -19,6 +19,7 @@ from api.deps import OrderHandle, SessionDep, SettingsDep, may
 from api.errors import Conflict, NotFound, problems
 from api.orders import act_on_order, check_window, read_order, update_id_for_key
 from api.views import ClaimCreatedPublic, OrderSummary, order_view, summary_view
+from core.personal import Opener
 from core.queries import technician_qualifications
 from core.settings import Settings
 from models.actions import ACTIONS, Action
@@ -356,7 +357,8 @@ def add_action_route(route: ActionRoute) -> None:
         # The whole order costs a query more: only for a caller who asks.
         order = await read_order(handle)
         response.headers["Preference-Applied"] = "return=representation"
-        return order_view(order, caller).model_dump() | {"seq": len(order.timeline)}
+        opened = await order_view(order, caller, Opener(session, settings.key_ring))
+        return opened.model_dump() | {"seq": len(order.timeline)}
 
     # FastAPI reads the body's model from the signature: this route's own, or none at all.
     signature = inspect.signature(act)

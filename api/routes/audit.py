@@ -20,6 +20,7 @@ from core.audit import (
     fetch_order_history,
     replay,
 )
+from core.personal import redact
 from models.order import Actor, Role
 from workflows.registry import WORKFLOWS
 
@@ -105,7 +106,7 @@ async def replay_history(
     order: AuditedOrder, workflows: ReplayWorkflows, session: SessionDep
 ) -> ReplayReport:
     """Replay the order's history against the current workflow code, tell it as a timeline
-    and check the records store's event log against it."""
+    (customers' personal data redacted) and check the records store's event log against it."""
     outcomes = await replay([w.history for w in order.workflows], workflows)
     discrepancies = await compare_records(order, session)
     failures = [f"{o.workflow_id}: {o.error}" for o in outcomes if o.error is not None]
@@ -127,7 +128,10 @@ async def replay_history(
             for workflow, outcome in zip(order.workflows, outcomes, strict=True)
         ],
         missing_workflows=list(order.missing),
-        timeline=await build_timeline(order),
+        timeline=[
+            AuditEntry.model_validate(await redact(entry.model_dump(mode="json")))
+            for entry in await build_timeline(order)
+        ],
         records_match=not discrepancies,
         discrepancies=discrepancies,
     )

@@ -13,6 +13,7 @@ from pydantic import (
 )
 
 from api.deps import (
+    OpenerDep,
     OrderId,
     SessionDep,
     SettingsDep,
@@ -105,9 +106,9 @@ async def book_order(
 
 
 @router.get("/{order_id}", responses=problems(401, 403, 404, 503))
-async def get_order(order: VisibleOrder, caller: AnyRole) -> OrderPublic:
+async def get_order(order: VisibleOrder, caller: AnyRole, opener: OpenerDep) -> OrderPublic:
     """The whole order, as far as the caller may see it."""
-    return order_view(order, caller)
+    return await order_view(order, caller, opener)
 
 
 # ---- lists and the audit log, from the records store -------------------------------------------

@@ -4,26 +4,29 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
-from sqlmodel import col, select
 from temporalio import activity, workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.records import RecordActivities
-from core.db import create_engine
-from models.order import (
-    ComplaintSnapshot,
-    ComplaintState,
-    RecordInput,
-    Stage,
-)
-from models.records import GENESIS_HASH, ComplaintRow, EventRow, OrderRow, first_broken_seq
-from tests.factories import BOOKED_AT, create_record_input
-from tests.store_faults import accept_events, refuse_events_from
+# Only RecordEventsWorkflow runs in the workflow sandbox; everything else is the tests' machinery.
+with workflow.unsafe.imports_passed_through():
+    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+    from sqlmodel import col, select
+
+    from activities.records import RecordActivities
+    from core.db import create_engine
+    from models.order import (
+        ComplaintSnapshot,
+        ComplaintState,
+        RecordInput,
+        Stage,
+    )
+    from models.records import GENESIS_HASH, ComplaintRow, EventRow, OrderRow, first_broken_seq
+    from tests.factories import BOOKED_AT, create_record_input
+    from tests.store_faults import accept_events, refuse_events_from
 
 
 @pytest.fixture

@@ -29,6 +29,7 @@ from models.records import EventRow, HistoryArchiveRow
 from tests.api.client import Auth, serve
 from tests.api.drive import COMPLAINT, Drive, Driven, Json, Role, act, problem
 from tests.audit.incompatible import INCOMPATIBLE_WORKFLOWS
+from tests.payload_keys import TEST_PAYLOAD_KEYS
 from tests.servers import BIN
 from tests.waiting import eventually
 from worker import replay_running
@@ -83,9 +84,10 @@ async def run(*argv: str | Path, env: dict[str, str] | None = None) -> tuple[int
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    """The environment without any Temporal CLI or repairflow configuration of the machine."""
+    """The environment without any Temporal CLI or repairflow configuration of the machine, but
+    the payload key ring the tests' histories are encrypted with."""
     kept = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "REPAIRFLOW_"))}
-    return kept | extra
+    return kept | {"REPAIRFLOW_PAYLOAD_KEYS": TEST_PAYLOAD_KEYS} | extra
 
 
 async def cli_export(temporal: Client, workflow_id: str, home: Path) -> str:

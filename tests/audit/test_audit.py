@@ -9,7 +9,10 @@ import pytest
 from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import col
+from temporalio.api.common.v1 import Payload
+from temporalio.api.failure.v1 import Failure
 from temporalio.client import WorkflowHistory
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.records import RecordActivities
@@ -23,11 +26,12 @@ from core.audit import (
     compare_records,
     decode,
     export_order,
+    failure_message,
     local_activity,
     read_export,
     replay,
 )
-from core.temporal import DATA_CONVERTER
+from core.temporal import converter
 from models.order import OrderEvent, RecordInput, Stage
 from models.records import EventRow, HistoryArchiveRow
 from tests.audit.incompatible import INCOMPATIBLE_WORKFLOWS
@@ -56,7 +60,7 @@ async def written_records(history: WorkflowHistory) -> list[RecordInput]:
     for event in history.events:
         attributes = event.activity_task_scheduled_event_attributes
         if attributes.activity_type.name == "record_order_event":
-            [value] = await DATA_CONVERTER.decode(attributes.input.payloads, [RecordInput])
+            [value] = await converter().decode(attributes.input.payloads, [RecordInput])
             inputs.append(value)
         elif (ran := await local_activity(event)) and ran[0] == "record_order_events":
             for logged in ran[1]:
@@ -210,11 +214,26 @@ class TestTimeline:
         settled = next(entry for entry in timeline if entry.kind == "signal")
         assert (settled.name, settled.arguments) == ("claim_settled", ["warranty_claim-W1"])
 
+    async def test_failure_messages_are_read_through_the_codec(self) -> None:
+        """A failure's message is stored encrypted; the timeline shows it decrypted."""
+        failure = Failure()
+        await converter().encode_failure(
+            ApplicationError("the store refused the value", type="RecordRejected"), failure
+        )
+        assert b"refused" not in failure.SerializeToString()
+        assert await failure_message(failure) == "the store refused the value"
+        assert failure.message == "Encoded failure"  # read, not decoded in place
+
     async def test_payload_the_converter_cannot_read_is_named_not_fatal(self) -> None:
-        """A payload in an encoding this process does not know is shown by its encoding."""
-        [payload] = await DATA_CONVERTER.encode([{"a": 1}])
-        payload.metadata["encoding"] = b"binary/encrypted"
-        assert await decode([payload]) == [{"undecodable": "binary/encrypted"}]
+        """A payload this process cannot read (a key rotated out of its ring, an unknown
+        encoding) is shown by its encoding."""
+        [payload] = await converter().encode([{"a": 1}])
+        payload.metadata["encryption-key-id"] = b"rotated-out"
+        unknown = Payload(metadata={"encoding": b"binary/zstd"}, data=b"\x28\xb5")
+        assert await decode([payload, unknown]) == [
+            {"undecodable": "binary/encrypted"},
+            {"undecodable": "binary/zstd"},
+        ]
 
 
 @pytest.fixture

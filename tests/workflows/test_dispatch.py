@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
 from activities.dispatch import DispatchActivities
@@ -15,6 +16,7 @@ from models.catalog import Category
 from models.notification import Recipient, Template
 from models.order import (
     ActorInput,
+    CancelInput,
     Clock,
     Priority,
     ReasonInput,
@@ -23,7 +25,7 @@ from models.order import (
     WindowInput,
 )
 from models.records import OrderRow, TechnicianRow
-from tests.factories import create_policy
+from tests.factories import create_actor, create_policy
 from tests.harness import (
     Handle,
     Harness,
@@ -37,6 +39,7 @@ from tests.harness import (
     settled,
     technician,
 )
+from tests.waiting import eventually
 from workflows.repair_order import RepairOrderWorkflow
 
 VALID = date(2099, 1, 1)  # the shared test server's clock runs years ahead
@@ -184,6 +187,25 @@ class TestOfferAnswers:
         order = await details(handle)
         assert order.offered == ["T-A"]
         assert "offer expired" in [entry.action for entry in order.timeline]
+
+    async def test_cancelling_withdraws_the_open_offer_at_once(
+        self, harness: Harness, registry: AsyncEngine
+    ) -> None:
+        """A cancelled order takes its open offer back there and then: the technician is told,
+        and the order ends without waiting for the offer to expire."""
+        await register(registry, "T-A")
+        handle = await harness.book()
+        await offered_to(handle, "T-A")
+        cancel = CancelInput(actor=create_actor(), reason="fixed it")
+        order = await act(handle, RepairOrderWorkflow.cancel, cancel)
+        assert order.offer is None
+        withdrawn = await sent_eventually(harness, Template.JOB_WITHDRAWN, handle.id)
+        assert [(m.to.technician_id, m.params["reason"]) for m in withdrawn] == [
+            ("T-A", "cancelled")
+        ]
+        # Read, not awaited: awaiting the result would let the server skip past the expiry.
+        await eventually(handle.describe, lambda d: d.status == WorkflowExecutionStatus.COMPLETED)
+        assert "offer expired" not in [entry.action for entry in (await details(handle)).timeline]
 
     async def test_emergency_offer_expires_after_5_minutes(
         self, harness: Harness, registry: AsyncEngine

@@ -15,6 +15,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from core.temporal import converter
 from models.catalog import Category
 from models.notification import Recipient, Template
 from models.order import (
@@ -31,6 +32,7 @@ from models.order import (
     HazardInput,
     NoteInput,
     Order,
+    OrderInput,
     OrderOutcome,
     PartRequest,
     PartsInput,
@@ -1286,15 +1288,9 @@ class TestWarrantyClaim:
 
 
 class TestPrivacy:
-    @pytest.mark.xfail(
-        strict=True,
-        reason="lifecycle.md Privacy: customer personal data is encrypted in the workflow "
-        "histories the engine stores; core/temporal.py DATA_CONVERTER is the plain "
-        "pydantic_data_converter with no payload codec, so the customer's name, phone and "
-        "address are stored in clear in the order's input, query and update payloads",
-    )
     async def test_history_holds_no_customer_personal_data_in_clear(self, harness: Harness) -> None:
-        """The engine's stored history of an order never shows the customer's phone or name."""
+        """The engine's stored history of an order never shows the customer's phone or name:
+        every payload is encrypted (core/codec.py), and this one is readable with the key."""
         handle = await harness.book()
         await assign(handle)
         history = await handle.fetch_history()
@@ -1303,3 +1299,6 @@ class TestPrivacy:
         assert customer.phone.encode() not in stored
         assert customer.name.encode() not in stored
         assert customer.address.encode() not in stored
+        started = history.events[0].workflow_execution_started_event_attributes
+        [order_input] = await converter().decode(started.input.payloads, [OrderInput])
+        assert order_input.booking.customer.phone == customer.phone

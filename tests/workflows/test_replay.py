@@ -22,7 +22,7 @@ import pytest
 from temporalio.client import WorkflowExecutionStatus, WorkflowHistory
 from temporalio.worker import Replayer
 
-from core.temporal import DATA_CONVERTER
+from core.temporal import converter
 from models.order import (
     ActorInput,
     CancelInput,
@@ -263,7 +263,7 @@ class TestReplay:
     async def test_recorded_history_replays(self, path: Path) -> None:
         """An order recorded with earlier code replays on the current code without a difference."""
         history = WorkflowHistory.from_json(path.stem, await asyncio.to_thread(path.read_text))
-        replayer = Replayer(workflows=WORKFLOWS, data_converter=DATA_CONVERTER)
+        replayer = Replayer(workflows=WORKFLOWS, data_converter=converter())
         result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
         assert result.replay_failure is None, f"{path.name}: {result.replay_failure}"
 

@@ -26,7 +26,7 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
-from core.temporal import DATA_CONVERTER
+from core.temporal import converter
 from worker import NONDETERMINISTIC, replay_files
 from workflows.complaint import DEADLINE_TIMERS
 from workflows.registry import WORKFLOWS
@@ -68,7 +68,7 @@ def current_rules(path: Path) -> bool:
 
 
 async def replay(name: str, history: dict[str, Any]) -> Exception | None:
-    replayer = Replayer(workflows=WORKFLOWS, data_converter=DATA_CONVERTER)
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=converter())
     result = await replayer.replay_workflow(
         WorkflowHistory.from_json(name, history), raise_on_replay_failure=False
     )
