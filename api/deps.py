@@ -13,7 +13,7 @@ from temporalio.client import Client, WorkflowHandle
 
 from api.errors import Forbidden, NotFound, Unauthorized, Unavailable
 from api.orders import read_order
-from core.personal import Opener
+from core.personal import KeyPool, Opener
 from core.settings import Settings
 from core.tokens import KeysUnavailable, decode_token
 from models.actions import ACTIONS, Action
@@ -50,7 +50,13 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         await session.commit()
 
 
+def get_key_pool(request: Request) -> KeyPool:
+    pool: KeyPool = request.app.state.key_pool
+    return pool
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+KeyPoolDep = Annotated[KeyPool, Depends(get_key_pool)]
 TemporalDep = Annotated[Client, Depends(get_temporal)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 

@@ -12,6 +12,7 @@ from api import openapi
 from api.errors import MAX_BODY_BYTES, content_too_large, install_error_handlers
 from api.routes import actions, audit, codec, complaints, health, orders, technicians
 from core.db import create_engine, prepare_schema
+from core.personal import KeyPool
 from core.settings import Settings
 from core.temporal import connect
 
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.settings = settings
         app.state.engine = create_engine(settings.database_url)
         await prepare_schema(app.state.engine)
+        app.state.key_pool = KeyPool(app.state.engine, settings.key_ring)
         # Lazy: the API starts (and answers 503) while the engine is still coming up.
         app.state.temporal = await connect(settings, lazy=True)
         yield

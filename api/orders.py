@@ -19,7 +19,7 @@ from api.errors import (
     Unprocessable,
     engine_errors,
 )
-from core.personal import order_key, seal_customer
+from core.personal import KeyPool, order_key, seal_customer
 from core.queries import remember_key
 from core.settings import Settings
 from models.actions import ACTIONS, Action
@@ -34,6 +34,7 @@ from models.order import (
     Order,
     OrderBooking,
     OrderInput,
+    SealedCustomer,
     Stage,
     TimeWindow,
     local_date,
@@ -42,6 +43,7 @@ from models.order import (
     settle_warranty,
     window_problem,
 )
+from models.policy import Policy
 from models.records import IdempotencyKeyRow
 from workflows.repair_order import RepairOrderWorkflow
 
@@ -158,11 +160,14 @@ async def book(
     temporal: Client,
     session: AsyncSession,
     settings: Settings,
+    keys: KeyPool,
 ) -> tuple[OrderInput, bool]:
     """Start the order's workflow. Returns its input and whether this call created it.
 
     With an Idempotency-Key, the key is committed before the workflow starts: a retry after
-    any failure finds the key and finishes starting the same order, never a second one.
+    any failure finds the key and finishes starting the same order, never a second one. Such
+    an order's personal data is sealed with a key named after it, so that a retry seals alike;
+    any other takes a key from the pool.
     """
     booked_at = datetime.now(UTC)
     policy = settings.policy
@@ -170,7 +175,7 @@ async def book(
         order_id = new_order_id(local_date(booked_at, policy))
         # The key is made before the Idempotency-Key is claimed: a request that loses that race
         # holds the store's write lock until it returns, and then only reads the winner's key.
-        await order_key(session, order_id, settings.key_ring)
+        key = await order_key(session, order_id, settings.key_ring)
         kept = await remember_key(
             session,
             IdempotencyKeyRow(
@@ -184,34 +189,35 @@ async def book(
         if existing is not None:
             if existing.request_hash != request_hash(booking):
                 raise Conflict("this Idempotency-Key was already used for a different booking")
-            order_input = await _order_input(
-                existing.order_id, booking, caller, booked_at, session, settings
+            key = await order_key(session, existing.order_id, settings.key_ring)
+            sealed = seal_customer(booking.customer, existing.order_id, key)
+            order_input = _order_input(
+                existing.order_id, booking, sealed, caller, booked_at, policy
             )
             await _start(temporal, order_input, settings)
             return order_input, False
-        order_input = await _order_input(order_id, booking, caller, booked_at, session, settings)
+        sealed = seal_customer(booking.customer, order_id, key)
+        order_input = _order_input(order_id, booking, sealed, caller, booked_at, policy)
         await _start(temporal, order_input, settings)
         return order_input, True
 
+    sealed = seal_customer(booking.customer, *await keys.take())
     for _ in range(NEW_ID_ATTEMPTS):
         order_id = new_order_id(local_date(booked_at, policy))
-        order_input = await _order_input(order_id, booking, caller, booked_at, session, settings)
+        order_input = _order_input(order_id, booking, sealed, caller, booked_at, policy)
         if await _start(temporal, order_input, settings):
             return order_input, True
     raise RuntimeError("could not draw an unused order number")
 
 
-async def _order_input(
+def _order_input(
     order_id: str,
     booking: Booking,
+    customer: SealedCustomer,
     caller: Actor,
     booked_at: datetime,
-    session: AsyncSession,
-    settings: Settings,
+    policy: Policy,
 ) -> OrderInput:
-    """The workflow's input: the customer's personal data sealed with the order's own key."""
-    policy = settings.policy
-    customer = await seal_customer(session, settings.key_ring, order_id, booking.customer)
     return OrderInput(
         order_id=order_id,
         booking=OrderBooking(**(dict(booking) | {"customer": customer})),

@@ -1,7 +1,7 @@
 """Customers' personal data, sealed per order so that destroying one key erases every copy.
 
 At booking the API seals the customer's name, phone, email and address (AES-256-GCM) with a
-data key of the order's own, kept in the records store (`personal_data_keys`) wrapped by the
+data key of its own, kept in the records store (`personal_data_keys`) wrapped by the
 payload key ring: the store holds no key in clear. The workflow, its history, the archive, the
 read model and the outbox only ever hold the sealed text `pd1:<key id>:<base64>`. The workflow
 decides nothing on it, so erasing changes no decision and replay stays deterministic. Erasing
@@ -13,10 +13,12 @@ endpoint for those roles. A warranty-claim order keeps its original's sealed val
 is destroyed once the last order holding them is erased.
 """
 
+import asyncio
 import base64
 import binascii
 import os
 import re
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -25,7 +27,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import func, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import col, select
 
 from core.codec import KEY_BYTES, NONCE_BYTES, KeyRing
@@ -118,10 +120,7 @@ async def order_key(session: AsyncSession, key_id: str, ring: KeyRing) -> bytes:
     return _unwrap(row.wrapped, key_id, ring)
 
 
-async def seal_customer(
-    session: AsyncSession, ring: KeyRing, key_id: str, customer: Customer
-) -> SealedCustomer:
-    key = await order_key(session, key_id, ring)
+def seal_customer(customer: Customer, key_id: str, key: bytes) -> SealedCustomer:
     email = seal(customer.email, key_id, key) if customer.email is not None else None
     return SealedCustomer(
         name=seal(customer.name, key_id, key),
@@ -131,6 +130,39 @@ async def seal_customer(
         region=customer.region,
         locale=customer.locale,
     )
+
+
+class KeyPool:
+    """Personal-data keys made ahead, a batch per write, so that a booking does not wait on the
+    records store (on SQLite a write queues behind the worker's). A key belongs to no order until
+    it seals one: the sealed text names its key, which is how erasure finds it. Keys made but
+    never handed out (the process stopped) seal nothing."""
+
+    def __init__(self, engine: AsyncEngine, ring: KeyRing, batch: int = 32) -> None:
+        self._engine = engine
+        self._ring = ring
+        self._batch = batch
+        self._keys: list[tuple[str, bytes]] = []
+        self._lock = asyncio.Lock()
+
+    async def take(self) -> tuple[str, bytes]:
+        """A key id and its key, committed to the store and handed out once."""
+        async with self._lock:
+            if not self._keys:
+                self._keys = await self._make()
+            return self._keys.pop()
+
+    async def _make(self) -> list[tuple[str, bytes]]:
+        keys = [(uuid.uuid4().hex, os.urandom(KEY_BYTES)) for _ in range(self._batch)]
+        made_at = datetime.now(UTC)
+        async with AsyncSession(self._engine) as session, session.begin():
+            session.add_all(
+                PersonalDataKeyRow(
+                    key_id=key_id, wrapped=_wrap(key, key_id, self._ring), created_at=made_at
+                )
+                for key_id, key in keys
+            )
+        return keys
 
 
 class Opener:

@@ -13,6 +13,7 @@ from pydantic import (
 )
 
 from api.deps import (
+    KeyPoolDep,
     OpenerDep,
     OrderId,
     SessionDep,
@@ -65,6 +66,7 @@ async def book_order(
     temporal: TemporalDep,
     session: SessionDep,
     settings: SettingsDep,
+    keys: KeyPoolDep,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> BookingCreated:
     """Book an order and start its workflow; the same Idempotency-Key books it once."""
@@ -82,6 +84,7 @@ async def book_order(
         temporal=temporal,
         session=session,
         settings=settings,
+        keys=keys,
     )
     stage = Stage.BOOKED
     if not created:

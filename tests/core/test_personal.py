@@ -13,6 +13,7 @@ from sqlmodel import col, select
 from core.codec import KeyRing
 from core.personal import (
     REDACTED,
+    KeyPool,
     Opener,
     PersonalDataUnreadable,
     erase_order,
@@ -46,9 +47,10 @@ def fields(customer: SealedCustomer) -> list[str | None]:
 
 
 async def sealed(engine: AsyncEngine, key_id: str = ORDER) -> SealedCustomer:
-    """The customer as booking the order `key_id` seals them."""
+    """The customer as a booking with an Idempotency-Key for the order `key_id` seals them."""
     async with AsyncSession(engine) as session:
-        return await seal_customer(session, RING, key_id, CUSTOMER)
+        key = await order_key(session, key_id, RING)
+    return seal_customer(CUSTOMER, key_id, key)
 
 
 async def write_order(engine: AsyncEngine, order_id: str, customer: SealedCustomer) -> None:
@@ -156,6 +158,43 @@ class TestSealing:
         altered += customer.name[at + 1 :]
         with pytest.raises(PersonalDataUnreadable, match=repr(ORDER)):
             await opened(records_store, [altered])
+
+
+class TestKeyPool:
+    """Bookings without an Idempotency-Key take a key made ahead, a batch per write."""
+
+    async def test_each_booking_gets_its_own_kept_key(self, records_store: AsyncEngine) -> None:
+        pool = KeyPool(records_store, RING, batch=4)
+        taken = [await pool.take() for _ in range(10)]
+        assert len({key_id for key_id, _ in taken}) == 10
+        assert len({key for _, key in taken}) == 10
+        async with AsyncSession(records_store) as session:
+            rows = (await session.scalars(select(PersonalDataKeyRow))).all()
+        assert len(rows) == 12  # three batches of four: two keys are still in the pool
+        for key_id, key in taken:
+            customer = seal_customer(CUSTOMER, key_id, key)
+            assert sealed_key_id(customer.phone) == key_id
+            assert await opened(records_store, fields(customer)) == CLEAR
+
+    async def test_concurrent_bookings_never_share_a_key(self, records_store: AsyncEngine) -> None:
+        pool = KeyPool(records_store, RING, batch=3)
+        taken = await asyncio.gather(*(pool.take() for _ in range(20)))
+        assert len({key_id for key_id, _ in taken}) == 20
+
+    async def test_erasing_the_order_destroys_its_pool_key(
+        self, records_store: AsyncEngine
+    ) -> None:
+        pool = KeyPool(records_store, RING, batch=2)
+        key_id, key = await pool.take()
+        other_id, other_key = await pool.take()
+        customer = seal_customer(CUSTOMER, key_id, key)
+        other = seal_customer(CUSTOMER, other_id, other_key)
+        await write_order(records_store, ORDER, customer)
+        await write_order(records_store, OTHER_ORDER, other)
+        await erase(records_store, ORDER)
+        assert (await key_row(records_store, key_id)).wrapped is None
+        assert await opened(records_store, [customer.phone]) == [None]
+        assert await opened(records_store, [other.phone]) == [CUSTOMER.phone]
 
 
 class TestOrderKey:
