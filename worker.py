@@ -37,7 +37,7 @@ from core.db import create_engine, prepare_schema
 from core.log import configure_logging
 from core.runner import TaskOrderRunner
 from core.settings import Settings, load_settings
-from core.temporal import connect
+from core.temporal import connect, worker_runtime
 from workflows.registry import WORKFLOWS
 
 log = structlog.get_logger("worker")
@@ -72,7 +72,7 @@ def build_worker(
 async def run_worker(settings: Settings) -> None:
     engine = create_engine(settings.database_url)
     await prepare_schema(engine)
-    client = await connect(settings)
+    client = await connect(settings, runtime=worker_runtime(settings))
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         asyncio.get_running_loop().add_signal_handler(signum, stop.set)
@@ -93,7 +93,11 @@ async def run_worker(settings: Settings) -> None:
             )
         )
         async with worker, archiving:
-            log.info("worker started", task_queue=settings.task_queue)
+            log.info(
+                "worker started",
+                task_queue=settings.task_queue,
+                metrics_port=settings.worker_metrics_port,
+            )
             await stop.wait()
             log.info("worker stopping")
     finally:

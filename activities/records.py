@@ -8,6 +8,7 @@ from sqlmodel import select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from core import facts
 from core.db import lock_order
 from core.personal import erase_order
 from models.order import OrderEvent, RecordInput
@@ -129,10 +130,10 @@ class RecordActivities:
         session.add(row)
         order = await session.get(OrderRow, snapshot.order_id, with_for_update=True)
         if order is None:
-            order = OrderRow(**snapshot.model_dump(), last_seq=0)
+            order = OrderRow(**snapshot.model_dump(exclude={"booked_on", "sla"}), last_seq=0)
             session.add(order)
         if order.last_seq < event.seq:
-            order.sqlmodel_update(snapshot.model_dump())
+            facts.keep(order, snapshot, event)
             order.last_seq, order.last_hash = event.seq, row.hash
         if input.complaint is not None:
             # Events of one order are written in order, so the latest one wins.
@@ -141,7 +142,9 @@ class RecordActivities:
                 ComplaintRow, input.complaint.complaint_id, with_for_update=True
             )
             if existing is None:
-                session.add(ComplaintRow(**complaint))
+                existing = ComplaintRow(**complaint)
+                session.add(existing)
             else:
                 existing.sqlmodel_update(complaint)
+            facts.keep_complaint(existing)
         return row.hash

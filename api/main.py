@@ -10,7 +10,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import openapi
 from api.errors import MAX_BODY_BYTES, content_too_large, install_error_handlers
-from api.routes import actions, audit, codec, complaints, health, orders, technicians
+from api.metrics import Metrics
+from api.routes import actions, audit, codec, complaints, health, orders, reports, technicians
 from core.db import create_engine, prepare_schema
 from core.personal import KeyPool
 from core.settings import Settings
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await app.state.engine.dispose()
 
     app = FastAPI(title="repairflow", version="1", lifespan=lifespan)
+    app.state.metrics = Metrics(app)
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(orders.router)
@@ -63,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(complaints.router)
     app.include_router(audit.router)
     app.include_router(codec.router)
+    app.include_router(reports.router)
     app.add_middleware(BodyLimit)
     openapi.install(app)
 

@@ -22,11 +22,12 @@ from sqlmodel.sql.expression import SelectOfScalar
 from core.cursor import KeysetCursor
 from models.catalog import Category
 from models.fields import Moment
-from models.order import OPEN_STAGES, ComplaintState, Priority, Stage
+from models.order import FINAL_STAGES, OPEN_STAGES, ComplaintState, Priority, Stage
 from models.records import (
     ComplaintRow,
     EventRow,
     IdempotencyKeyRow,
+    NotificationRow,
     OrderRow,
     TechnicianRow,
     first_broken_seq,
@@ -75,6 +76,36 @@ async def records_reachable(engine: AsyncEngine) -> bool:
     except Exception:
         return False
     return True
+
+
+# ---- what operators watch (GET /metrics) -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Gauges:
+    open_orders: dict[str, int]  # by stage, orders not closed or cancelled
+    sla_breached_open_orders: dict[str, int]  # by priority
+    failed_notifications: int
+
+
+async def gauges(session: AsyncSession) -> Gauges:
+    running = not_(col(OrderRow.stage).in_([str(stage) for stage in FINAL_STAGES]))
+    by_stage = await session.execute(
+        select(OrderRow.stage, func.count()).where(running).group_by(OrderRow.stage)
+    )
+    breached = await session.execute(
+        select(OrderRow.priority, func.count())
+        .where(running, col(OrderRow.sla_breached))
+        .group_by(OrderRow.priority)
+    )
+    failed = await session.scalar(
+        select(func.count()).select_from(NotificationRow).where(NotificationRow.status == "failed")
+    )
+    return Gauges(
+        open_orders=dict(by_stage.tuples().all()),
+        sla_breached_open_orders=dict(breached.tuples().all()),
+        failed_notifications=failed or 0,
+    )
 
 
 # ---- orders and their event log ------------------------------------------------------------
@@ -294,13 +325,6 @@ async def ratings(session: AsyncSession, technician_ids: list[str]) -> dict[str,
         for technician_id, mean in rows.all()
         if technician_id and mean is not None
     }
-
-
-async def orders_held(session: AsyncSession, technician_id: str) -> Sequence[OrderRow]:
-    """The orders a technician holds or held last, claims included."""
-    return (
-        await session.scalars(select(OrderRow).where(OrderRow.technician_id == technician_id))
-    ).all()
 
 
 async def complaints_about_work(session: AsyncSession, technician_id: str) -> int:

@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     archive_interval_seconds: float = Field(default=60, gt=0)
     # Workflows the worker keeps in memory; one evicted from it is replayed from its history.
     workflow_cache_size: int = Field(default=1000, ge=0)
+    # The worker's Prometheus endpoint (the Temporal SDK's metrics), on api_host; none: off.
+    worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
     # Notification channels. Without an SMTP host, email goes to the outbox table like SMS.
     smtp_host: str | None = None
     smtp_port: int = Field(default=25, ge=1, le=65535)

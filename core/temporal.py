@@ -4,6 +4,7 @@ from functools import cache
 
 from temporalio.client import Client, TLSConfig
 from temporalio.converter import DataConverter
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from core.codec import KeyRing, data_converter
 from core.settings import Settings
@@ -35,7 +36,18 @@ def dev_server_args() -> list[str]:
     return [arg for value in ENGINE_DYNAMIC_CONFIG for arg in ("--dynamic-config-value", value)]
 
 
-async def connect(settings: Settings, *, lazy: bool = False) -> Client:
+def worker_runtime(settings: Settings) -> Runtime | None:
+    """The worker's SDK runtime, exposing the SDK's own metrics (workflow and activity task
+    latencies, slots, polls, sticky cache) for Prometheus when a port is set."""
+    if settings.worker_metrics_port is None:
+        return None
+    address = f"{settings.api_host}:{settings.worker_metrics_port}"
+    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=address)))
+
+
+async def connect(
+    settings: Settings, *, lazy: bool = False, runtime: Runtime | None = None
+) -> Client:
     tls: bool | TLSConfig = settings.temporal_api_key is not None
     if settings.temporal_tls_cert and settings.temporal_tls_key:
         tls = TLSConfig(
@@ -49,4 +61,5 @@ async def connect(settings: Settings, *, lazy: bool = False) -> Client:
         tls=tls,
         data_converter=converter(settings),
         lazy=lazy,
+        runtime=runtime,
     )

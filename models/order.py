@@ -268,6 +268,7 @@ class SlaClock(Strict):
     deadline: datetime
     stopped_at: datetime | None = None
     paused_at: datetime | None = None
+    paused_for: timedelta = timedelta(0)  # the pauses ended so far, added to the deadline
     breached: bool = False
     breached_by: timedelta | None = None
 
@@ -516,7 +517,7 @@ class Order(BaseModel):
         excluded = self.diagnosis is not None and self.diagnosis.warranty_exclusion is not None
         return self.warranty.status != WarrantyStatus.IN_WARRANTY or excluded
 
-    def snapshot(self, now: datetime) -> "OrderSnapshot":
+    def snapshot(self, now: datetime, policy: Policy) -> "OrderSnapshot":
         return OrderSnapshot(
             order_id=self.order_id,
             stage=self.stage,
@@ -537,6 +538,8 @@ class Order(BaseModel):
             rework_count=self.rework_count,
             claims=len(self.claims),
             accepted_at=self.acceptance.at if self.acceptance else None,
+            booked_on=local_date(self.booked_at, policy),
+            sla=self.sla,
         )
 
 
@@ -583,6 +586,9 @@ class OrderSnapshot(Strict):
     rework_count: int = 0
     claims: int = 0
     accepted_at: datetime | None = None
+    # The quality figures' own facts (core/facts.py); None in snapshots made before them.
+    booked_on: date | None = None  # the operator's calendar day of the booking
+    sla: dict[Clock, SlaClock] | None = None
 
 
 class ComplaintSnapshot(Strict):

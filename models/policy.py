@@ -411,6 +411,16 @@ class Charges(_Section):
     labour: dict[str, Money] = Field(default_factory=dict)  # repair item -> price
 
 
+class Targets(_Section):
+    """The quality standards' targets; the KPI report says of each whether it is met."""
+
+    response_within_sla: float = Field(default=0.80, ge=0, le=1)  # share of orders
+    resolution_hours: float = Field(default=24, gt=0)  # p80, booking -> the accepted work done
+    mttr_hours: float = Field(default=48, gt=0)  # mean, booking -> acceptance
+    completion_rate: float = Field(default=0.90, ge=0, le=1)
+    satisfaction: float = Field(default=4.25, ge=1, le=5)  # mean score of each dimension, of 5
+
+
 class Privacy(_Section):
     erase_personal_data_after: Duration = parse_duration("180d")
 
@@ -430,6 +440,7 @@ class Policy(_Section):
     limits: Limits = Limits()
     charges: Charges = Charges()
     privacy: Privacy = Privacy()
+    targets: Targets = Targets()
 
     @property
     def calendar(self) -> BusinessCalendar:

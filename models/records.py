@@ -7,9 +7,9 @@ needs a new revision there (tests/records/test_migrations.py compares the two).
 import hashlib
 import json
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Final
+from typing import Any, Final
 
 from sqlalchemy import (
     JSON,
@@ -88,6 +88,30 @@ class OrderRow(SQLModel, table=True):
     # Sealed with the order's personal-data key (core/personal.py); None once erased.
     customer_name: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     customer_phone: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # The quality figures' facts (core/facts.py), kept as each event is written.
+    booked_on: date | None = Field(default=None, index=True)  # the operator's calendar day
+    booked_week: date | None = None  # the Monday of booked_on's week
+    booked_month: date | None = None  # the first of booked_on's month
+    first_response_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+    checked_in_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+    completed_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+    acceptance_deemed: bool | None = None
+    closed_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+    cancelled_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+    visits: int = 0
+    survey_attitude: int | None = None
+    survey_quality: int | None = None
+    survey_result: int | None = None
+    survey_speed: int | None = None
+    response_hours: float | None = None  # booking -> first response
+    arrival_hours: float | None = None  # booking -> first check-in
+    resolution_hours: float | None = None  # booking -> the work the customer accepted
+    repair_hours: float | None = None  # booking -> acceptance
+    # Each SLA clock the order ran: {clock: {started_at, deadline, paused_hours, stopped_at,
+    # breached}}, instants as ISO 8601 text.
+    sla_clocks: dict[str, dict[str, Any]] | None = Field(
+        default=None, sa_column=Column(JSON, nullable=True)
+    )
 
 
 class EventRow(SQLModel, table=True):
@@ -276,6 +300,17 @@ class ComplaintRow(SQLModel, table=True):
     closed_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
     compensation: Decimal | None = Field(default=None, sa_column=Column(Numeric(12, 2)))
     updated_at: datetime = Field(sa_column=_utc_column())
+    # The quality figures' facts: kept from the first snapshot on, while the complaint's own
+    # deadlines and reply time are reset when it climbs a tier or is reopened.
+    first_replied_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+    original_first_reply_due: datetime | None = Field(
+        default=None, sa_column=_utc_column(nullable=True)
+    )
+    original_resolution_due: datetime | None = Field(
+        default=None, sa_column=_utc_column(nullable=True)
+    )
+    tier_reached: int | None = None
+    resolution_hours: float | None = None  # filing -> the latest resolution
 
 
 class HistoryArchiveRow(SQLModel, table=True):

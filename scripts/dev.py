@@ -308,12 +308,15 @@ def run_service() -> int:
     }
     os.environ.update(env)
     settings = load_settings()  # a bad setting or policy stops everything before anything starts
+    worker_metrics_port = settings.worker_metrics_port or settings.api_port + 1  # on here
+    env["REPAIRFLOW_WORKER_METRICS_PORT"] = str(worker_metrics_port)
     temporal_port = settings.temporal_address.rsplit(":", 1)[-1]
     refuse_busy_ports(
         {
             "Temporal": int(temporal_port),
             "Temporal Web UI (Temporal port + 1000)": int(temporal_port) + 1000,
             "API": settings.api_port,
+            "worker metrics": worker_metrics_port,
         }
     )
     bin_dir = VENV / "bin"
@@ -390,7 +393,8 @@ def run_service() -> int:
         (DATA / "dev-tokens.json").write_text(json.dumps(tokens, indent=2))
         print(
             "\nrepairflow is running\n"
-            f"  API            {api}   (OpenAPI docs: {api}/docs)\n"
+            f"  API            {api}   (OpenAPI docs: {api}/docs, metrics: {api}/metrics)\n"
+            f"  worker metrics http://{settings.api_host}:{worker_metrics_port}/metrics\n"
             f"  Temporal       {settings.temporal_address}"
             f"   namespace {settings.temporal_namespace}\n"
             f"  Temporal UI    http://localhost:{int(temporal_port) + 1000}\n"

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -37,12 +38,14 @@ class Service:
         self.data_dir = data_dir
         self.temporal_port = free_port_pair()
         self.api_port = free_port_pair()
+        self.worker_metrics_port = free_port_pair()
         self.env = {
             key: value for key, value in os.environ.items() if not key.startswith("REPAIRFLOW_")
         } | {
             "REPAIRFLOW_DATA_DIR": str(data_dir),
             "REPAIRFLOW_TEMPORAL_ADDRESS": f"localhost:{self.temporal_port}",
             "REPAIRFLOW_API_PORT": str(self.api_port),
+            "REPAIRFLOW_WORKER_METRICS_PORT": str(self.worker_metrics_port),
             "REPAIRFLOW_DATABASE_URL": f"sqlite:///{data_dir / 'records.db'}",
             "REPAIRFLOW_TASK_QUEUE": "dev-command-test",
         }
@@ -88,5 +91,8 @@ class Service:
             data=json.dumps(body).encode() if body is not None else None,
             headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
         )
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
-            return response.status, json.loads(response.read())
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as refused:  # a problem+json answer
+            return refused.code, json.loads(refused.read())

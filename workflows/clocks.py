@@ -85,7 +85,12 @@ class Clocks:
         state = self.running(clock)
         if state is not None and state.paused_at is not None:
             paused_for = workflow.now() - state.paused_at
-            self._update(clock, paused_at=None, deadline=state.deadline + paused_for)
+            self._update(
+                clock,
+                paused_at=None,
+                deadline=state.deadline + paused_for,
+                paused_for=state.paused_for + paused_for,
+            )
 
     def stop(self, clock: Clock) -> None:
         state = self.running(clock)
@@ -95,10 +100,12 @@ class Clocks:
         # The deadline's timer decides a breach: a clock stopped in the same moment as its
         # timer fired must be judged alike in every replay, whatever workflow.now() says.
         breached = state.breached or (not self.breach_on_timer and late > timedelta(0))
+        paused = workflow.now() - state.paused_at if state.paused_at else timedelta(0)
         self._update(
             clock,
             stopped_at=workflow.now(),
             paused_at=None,
+            paused_for=state.paused_for + paused,
             breached=breached,
             breached_by=late if breached and late > timedelta(0) else None,
         )

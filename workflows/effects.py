@@ -229,7 +229,9 @@ class Effects:
         )
         self.order.timeline.append(event.timeline_entry())
         self._records.append(
-            RecordInput(snapshot=self.order.snapshot(now), event=event, complaint=complaint)
+            RecordInput(
+                snapshot=self.order.snapshot(now, self.policy), event=event, complaint=complaint
+            )
         )
 
     def notify(self, template: Template, recipient: Recipient, **params: Any) -> None:

@@ -2,7 +2,8 @@ import json
 from contextlib import suppress
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 from temporalio.service import RPCError
 
 from api.deps import SettingsDep, TemporalDep
@@ -49,3 +50,17 @@ async def readiness(request: Request, temporal: TemporalDep, settings: SettingsD
     if down:
         return problem(503, "Service Unavailable", f"unreachable: {', '.join(down)}")
     return JSONResponse({"status": "ready", **counts})
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}},
+)
+async def metrics(request: Request, temporal: TemporalDep, settings: SettingsDep) -> Response:
+    """Prometheus metrics: requests by route and status with latency histograms, open orders
+    by stage, open orders with an SLA breach by priority, failed notifications, orders with
+    stalled writes and workflows with a failing task (NaN while their source is down)."""
+    app = request.app
+    body = await app.state.metrics.scrape(app.state.engine, temporal, settings.task_queue)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

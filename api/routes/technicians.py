@@ -9,13 +9,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from api.deps import SessionDep, role
+from api.deps import SessionDep, SettingsDep, role
 from api.errors import Conflict, Forbidden, NotFound, problems
-from core import queries
+from core import kpis, queries
 from models.catalog import Category
 from models.fields import ShortText
 from models.order import (
-    OPEN_STAGES,
     Actor,
     Role,
 )
@@ -163,7 +162,8 @@ async def update_technician(
 
 
 class Performance(BaseModel):
-    """Quality figures over the orders a technician holds or held last (claims included)."""
+    """Quality figures over the orders a technician holds or held last (claims included): the
+    KPI report's (GET /v1/reports/kpis) for these orders, with its definitions."""
 
     technician_id: str
     orders: int
@@ -176,10 +176,7 @@ class Performance(BaseModel):
     mean_hours_to_acceptance: Decimal | None
     rating: Decimal | None
     complaints_about_work: int  # complaints filed about work on an order they held
-
-
-def _share(part: int, whole: int) -> Decimal | None:
-    return (Decimal(part) / whole).quantize(Decimal("0.001")) if whole else None
+    figures: kpis.KpiGroup
 
 
 @router.get("/{technician_id}/performance", responses=problems(401, 403, 404))
@@ -187,6 +184,7 @@ async def technician_performance(
     technician_id: TechnicianId,
     caller: Annotated[Actor, Depends(role(*Role))],
     session: SessionDep,
+    settings: SettingsDep,
 ) -> Performance:
     """The technician's quality figures, from the orders read model."""
     allowed = caller.role in (Role.STAFF, Role.SUPERVISOR, Role.ADMIN, Role.AUDITOR)
@@ -195,25 +193,25 @@ async def technician_performance(
     ):
         raise Forbidden("only the office, or the technician themselves, read this")
     await _load(session, technician_id)
-    orders = await queries.orders_held(session, technician_id)
-    completed = [o for o in orders if o.accepted_at is not None]
-    hours = [
-        (o.accepted_at - o.booked_at).total_seconds() / 3600 for o in completed if o.accepted_at
-    ]
+    report = await kpis.report(
+        session,
+        settings.policy.targets,
+        kpis.Filters(technician_id=technician_id),
+        None,
+        datetime.now(UTC),
+    )
+    (figures,) = report.groups
     return Performance(
         technician_id=technician_id,
-        orders=len(orders),
-        open_orders=sum(o.stage in OPEN_STAGES for o in orders),
-        completed=len(completed),
-        first_time_fix_rate=_share(
-            sum(o.rework_count == 0 and o.claims == 0 for o in completed), len(completed)
-        ),
-        rework_rate=_share(sum(o.rework_count > 0 for o in completed), len(completed)),
-        repeat_failure_rate=_share(sum(o.claims > 0 for o in completed), len(completed)),
-        sla_breached_orders=sum(o.sla_breached for o in orders),
-        mean_hours_to_acceptance=(
-            Decimal(sum(hours) / len(hours)).quantize(Decimal("0.1")) if hours else None
-        ),
+        orders=figures.orders,
+        open_orders=figures.open,
+        completed=figures.accepted,
+        first_time_fix_rate=figures.first_time_fix_rate.value,
+        rework_rate=figures.rework_rate.value,
+        repeat_failure_rate=figures.repeat_failure_rate.value,
+        sla_breached_orders=figures.orders_with_sla_breach,
+        mean_hours_to_acceptance=figures.mttr_hours.value,
         rating=(await queries.ratings(session, [technician_id])).get(technician_id),
+        figures=figures,
         complaints_about_work=await queries.complaints_about_work(session, technician_id),
     )

@@ -291,6 +291,13 @@ class TestPolicyDefaults:
             "limits": {"warranty_claims_per_order": 3, "booking_horizon": "90d"},
             "charges": {"currency": "CNY", "visit_fee": "50.00", "labour": {}},
             "privacy": {"erase_personal_data_after": "180d"},
+            "targets": {
+                "response_within_sla": 0.80,
+                "resolution_hours": 24,
+                "mttr_hours": 48,
+                "completion_rate": 0.90,
+                "satisfaction": 4.25,
+            },
         }
 
     def test_no_policy_file_means_the_defaults(self) -> None:

@@ -5,12 +5,15 @@ import importlib.util
 import os
 import subprocess
 import sys
+import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
 import psycopg
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import make_url
 
 from tests.factories import create_booking_json
@@ -25,6 +28,23 @@ def service(tmp_path: Path) -> Iterator[Service]:
         service.process.kill()
 
 
+def samples(text: str) -> dict[tuple[str, str, str, str], float]:
+    """Prometheus text parsed by prometheus_client's own parser: each sample by its name and
+    its handler, method and status labels ("" where it has none), the le bucket left out."""
+    found: dict[tuple[str, str, str, str], float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = sample.labels
+            key = (
+                sample.name,
+                labels.get("handler", ""),
+                labels.get("method", ""),
+                labels.get("status", ""),
+            )
+            found[key] = max(found.get(key, 0.0), sample.value)
+    return found
+
+
 class TestDevCommand:
     def test_orders_survive_a_restart_and_ctrl_c_leaves_nothing_listening(
         self, service: Service
@@ -35,7 +55,13 @@ class TestDevCommand:
         assert status == 201
 
         assert service.ctrl_c() == 0
-        for port in (service.temporal_port, service.temporal_port + 1000, service.api_port):
+        ports = (
+            service.temporal_port,
+            service.temporal_port + 1000,
+            service.api_port,
+            service.worker_metrics_port,
+        )
+        for port in ports:
             assert not listening(port), f"port {port} still listening after Ctrl-C"
 
         service.up()
@@ -43,6 +69,41 @@ class TestDevCommand:
         assert status == 200
         assert order["stage"] == "dispatching"
         assert service.ctrl_c() == 0
+
+    def test_api_and_worker_metrics_parse_as_prometheus_text(self, service: Service) -> None:
+        """An operator's Prometheus scrapes both endpoints command 1 prints."""
+        service.up()
+        worker_metrics = f"http://127.0.0.1:{service.worker_metrics_port}/metrics"
+        assert worker_metrics in service.output.read_text()
+        status, _ = service.call("POST", "/v1/orders", "staff", create_booking_json())
+        assert status == 201
+        status, _ = service.call("GET", "/v1/orders/RF261120-NOSUCH", "staff")
+        assert status == 404
+
+        def scrape(url: str) -> dict[tuple[str, str, str, str], float]:
+            with urllib.request.urlopen(url, timeout=10) as answer:  # noqa: S310 - loopback
+                assert answer.headers["Content-Type"].startswith("text/plain")
+                return samples(answer.read().decode())
+
+        def open_orders(api: dict[tuple[str, str, str, str], float]) -> float:
+            return sum(v for (name, *_), v in api.items() if name == "repairflow_open_orders")
+
+        deadline = time.monotonic() + 20  # the booking reaches the records store on its own
+        while open_orders(api := scrape(f"{service.url}/metrics")) < 1:
+            assert time.monotonic() < deadline, api
+            time.sleep(0.2)
+        assert api[("http_requests_total", "/v1/orders", "POST", "201")] >= 1
+        assert api[("http_requests_total", "/v1/orders/{order_id}", "GET", "404")] >= 1
+        assert ("http_request_duration_seconds_bucket", "/v1/orders", "POST", "") in api
+        assert ("repairflow_failed_notifications", "", "", "") in api
+        assert api[("repairflow_workflows_with_failing_task", "", "", "")] == 0
+
+        with urllib.request.urlopen(worker_metrics, timeout=10) as answer:
+            worker = samples(answer.read().decode())
+        names = {name for name, *_ in worker}
+        # The SDK's own: task latencies and the sticky cache, as Temporal's dashboards read them.
+        assert any(name.startswith("temporal_workflow_task_execution_latency") for name in names)
+        assert "temporal_sticky_cache_size" in names
 
     def test_prints_a_token_for_every_role(self, service: Service) -> None:
         """The start-up banner lists where things are and one token per role."""
