@@ -93,6 +93,11 @@ def clock_facts(sla: Mapping[Clock, SlaClock]) -> dict[str, dict[str, Any]]:
     }
 
 
+def breaches(clocks: Mapping[str, Mapping[str, Any]]) -> dict[str, bool]:
+    """Each clock's breach as the orders row's own column (`response_breached`, ...)."""
+    return {f"{clock}_breached": bool(clocks.get(clock, {}).get("breached")) for clock in Clock}
+
+
 def clocks_from_event(
     clocks: dict[str, dict[str, Any]], booked_at: datetime, action: str, detail: str, at: datetime
 ) -> dict[str, dict[str, Any]]:
@@ -137,6 +142,7 @@ def keep(row: OrderRow, snapshot: OrderSnapshot, event: OrderEvent) -> None:
         row.sqlmodel_update(calendar(snapshot.booked_on))
     if snapshot.sla is not None:
         row.sla_clocks = clock_facts(snapshot.sla)
+        row.sqlmodel_update(breaches(row.sla_clocks))
     row.sqlmodel_update(durations(row.model_dump()))
 
 

@@ -9,6 +9,7 @@ ascending order. Rates are shares of the orders (or complaints) the figure's def
 in its denominator; a figure with nothing to count is null, and so is its `met`.
 """
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -17,8 +18,21 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, PlainSerializer
-from sqlalchemy import ColumnElement, and_, case, func, literal, not_, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    Select,
+    and_,
+    case,
+    func,
+    literal,
+    not_,
+    or_,
+    select,
+    text,
+)
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import col
 
 from models.catalog import Category
@@ -30,6 +44,11 @@ HOURS = Decimal("0.01")
 SHARE = Decimal("0.001")
 PERCENTILES = (50, 80, 90)
 DIMENSIONS = ("attitude", "quality", "result", "speed")
+MEASURES: dict[str, Any] = {  # the orders' distributions, by the figure they make
+    "first_response": col(OrderRow.response_hours),
+    "arrival": col(OrderRow.arrival_hours),
+    "resolution": col(OrderRow.resolution_hours),
+}
 
 
 class GroupBy(StrEnum):
@@ -220,15 +239,11 @@ class KpiReport(BaseModel):
 
 
 def _count_if(condition: ColumnElement[bool]) -> Any:
-    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+    return func.count().filter(condition)
 
 
-def _clock(name: Clock, field: str) -> Any:
-    return col(OrderRow.sla_clocks)[str(name)][field]
-
-
-def _breached(name: Clock) -> ColumnElement[bool]:
-    return func.coalesce(_clock(name, "breached").as_boolean(), False)
+def _breached(clock: Clock) -> ColumnElement[bool]:
+    return col(getattr(OrderRow, f"{clock}_breached")).is_(True)
 
 
 def _key(value: Any) -> str | None:
@@ -245,41 +260,86 @@ def _hours(value: float | None) -> Decimal | None:
     return Decimal(str(value)).quantize(HOURS) if value is not None else None
 
 
-async def _distributions(
-    session: AsyncSession,
-    value: Any,
+def _distribution_queries(
+    values: Sequence[Any],
     key: Any,
     conditions: Sequence[ColumnElement[bool]],
     *,
+    postgres: bool,
     join_complaints: bool = False,
-) -> dict[str | None, Distribution]:
-    """Count, mean and nearest-rank percentiles of `value` per group, in one query."""
-    partition = {"partition_by": key} if key is not None else {}
-    ranked = select(
-        (key if key is not None else literal(None)).label("key"),
-        value.label("x"),
-        func.row_number().over(order_by=value, **partition).label("rn"),
-        func.count().over(**partition).label("n"),
-    )
-    if join_complaints:
-        ranked = ranked.select_from(ComplaintRow).join(
-            OrderRow, col(OrderRow.order_id) == col(ComplaintRow.order_id)
+) -> list[Select[Any]]:
+    """Per group, for each of `values`: the count, the mean and the nearest-rank percentiles.
+    PostgreSQL's ordered-set aggregate gives all of them in one scan; SQLite has none, so there
+    each value is ranked within its group, in a query of its own, and a percentile is the first
+    value at or past its rank."""
+    keyed = (key if key is not None else literal(None)).label("key")
+
+    def scope(query: Select[Any]) -> Select[Any]:
+        if join_complaints:
+            query = query.select_from(ComplaintRow).join(
+                OrderRow, col(OrderRow.order_id) == col(ComplaintRow.order_id)
+            )
+        return query.where(*conditions)
+
+    if postgres:
+        fractions = postgresql.array([p / 100 for p in PERCENTILES])
+        aggregates = [
+            aggregate
+            for value in values
+            for aggregate in (
+                func.count(value),
+                func.avg(value),
+                func.percentile_disc(fractions).within_group(value),
+            )
+        ]
+        query = scope(select(keyed, *aggregates))
+        return [query.group_by(key) if key is not None else query]
+    queries = []
+    for value in values:
+        partition = {"partition_by": key} if key is not None else {}
+        ranked = scope(
+            select(
+                keyed,
+                value.label("x"),
+                func.row_number().over(order_by=value, **partition).label("rn"),
+                func.count().over(**partition).label("n"),
+            ).where(value.is_not(None))
+        ).subquery()
+        percentiles = [
+            func.min(case((ranked.c.rn * 100 >= p * ranked.c.n, ranked.c.x))) for p in PERCENTILES
+        ]
+        queries.append(
+            select(ranked.c.key, func.count(), func.avg(ranked.c.x), *percentiles).group_by(
+                ranked.c.key
+            )
         )
-    inner = ranked.where(value.is_not(None), *conditions).subquery()
-    rows = await session.execute(
-        select(
-            inner.c.key,
-            func.count(),
-            func.avg(inner.c.x),
-            *(func.min(case((inner.c.rn * 100 >= p * inner.c.n, inner.c.x))) for p in PERCENTILES),
-        ).group_by(inner.c.key)
-    )
-    return {
-        _key(group): Distribution(
-            count=count, mean=_hours(mean), p50=_hours(p50), p80=_hours(p80), p90=_hours(p90)
-        )
-        for group, count, mean, p50, p80, p90 in rows.all()
-    }
+    return queries
+
+
+def _distributions(
+    results: Sequence[Sequence[Row[Any]]], measures: int, *, postgres: bool
+) -> list[dict[str | None, Distribution]]:
+    """What `_distribution_queries` found: for each value, its distribution in each group."""
+    found: list[dict[str | None, Distribution]] = [{} for _ in range(measures)]
+    for n, rows in enumerate(results):
+        for row in rows:
+            group, figures = row[0], list[Any](row[1:])
+            if postgres:  # one query: (count, mean, [p50, p80, p90]) per value
+                per_value = [
+                    (figures[i], figures[i + 1], figures[i + 2] or (None, None, None))
+                    for i in range(0, len(figures), 3)
+                ]
+            else:  # one query per value: count, mean, p50, p80, p90
+                per_value = [(figures[0], figures[1], figures[2:])]
+            for m, (count, mean, (p50, p80, p90)) in enumerate(per_value, start=n):
+                found[m][_key(group)] = Distribution(
+                    count=count,
+                    mean=_hours(mean),
+                    p50=_hours(p50),
+                    p80=_hours(p80),
+                    p90=_hours(p90),
+                )
+    return found
 
 
 async def report(
@@ -313,29 +373,58 @@ async def report(
         ),
         "repeat": _count_if(accepted & (col(OrderRow.claims) > 0)),
         "reworked": _count_if(accepted & (col(OrderRow.rework_count) > 0)),
-        "with_breach": _count_if(or_(*(_breached(clock) for clock in Clock))),
+        "with_breach": _count_if(col(OrderRow.sla_breached).is_(True)),
     }
     for dimension in DIMENSIONS:
         score = getattr(OrderRow, f"survey_{dimension}")
         figures[f"{dimension}_mean"] = func.avg(score)
         figures[f"{dimension}_answers"] = func.count(score)
+    for clock in Clock:
+        for priority in Priority:
+            breached = _breached(clock) & (col(OrderRow.priority) == str(priority))
+            figures[f"breached_{clock}_{priority}"] = _count_if(breached)
+    postgres = session.get_bind().dialect.name == "postgresql"
     grouped = [key.label("key")] if key is not None else []
     labelled = [figure.label(name) for name, figure in figures.items()]
-    rows = await session.execute(select(*grouped, *labelled).where(*conditions).group_by(*grouped))
-    lookups = Lookups(
-        first_response=await _distributions(session, col(OrderRow.response_hours), key, conditions),
-        arrival=await _distributions(session, col(OrderRow.arrival_hours), key, conditions),
-        resolution=await _distributions(session, col(OrderRow.resolution_hours), key, conditions),
-        complaint_resolution=await _distributions(
-            session, col(ComplaintRow.resolution_hours), key, conditions, join_complaints=True
-        ),
-        complaints=await _complaints(session, key, conditions, now),
-        breaches=await _breaches(session, key, conditions),
+    # The counts and the percentiles are queries of their own, run side by side on connections
+    # of their own: on PostgreSQL the counts then scan in parallel, which a percentile in the
+    # same query would stop.
+    orders_distributions = _distribution_queries(
+        list(MEASURES.values()), key, conditions, postgres=postgres
     )
-    groups = [
-        _group(_key(row.key) if key is not None else None, row._asdict(), lookups, targets)
-        for row in rows.all()
-    ]
+    complaints_distribution = _distribution_queries(
+        [col(ComplaintRow.resolution_hours)],
+        key,
+        conditions,
+        postgres=postgres,
+        join_complaints=True,
+    )
+    main, complaints, *distributions = await _side_by_side(
+        session,
+        [
+            select(*grouped, *labelled).where(*conditions).group_by(*grouped),
+            _complaints(key, conditions, now),
+            *orders_distributions,
+            *complaints_distribution,
+        ],
+    )
+    first_response, arrival, resolution = _distributions(
+        distributions[: len(orders_distributions)], len(MEASURES), postgres=postgres
+    )
+    (complaint_resolution,) = _distributions(
+        distributions[len(orders_distributions) :], 1, postgres=postgres
+    )
+    rows = [(_key(row.key) if key is not None else None, row._asdict()) for row in main]
+    lookups = Lookups(
+        first_response=first_response,
+        arrival=arrival,
+        resolution=resolution,
+        complaint_resolution=complaint_resolution,
+        complaints={
+            (_key(row[0]) if key is not None else None): tuple(row[-4:]) for row in complaints
+        },
+    )
+    groups = [_group(group, values, lookups, targets) for group, values in rows]
     severity = {str(priority): n for n, priority in enumerate(Priority)}  # emergency first
     groups.sort(key=lambda group: (group.key is None, severity.get(group.key or ""), group.key))
     return KpiReport(
@@ -356,7 +445,6 @@ class Lookups:
     resolution: dict[str | None, Distribution]
     complaint_resolution: dict[str | None, Distribution]
     complaints: dict[str | None, tuple[int, int, int, int]]
-    breaches: dict[str | None, dict[str, dict[str, int]]]
 
 
 EMPTY = Distribution(count=0, mean=None, p50=None, p80=None, p90=None)
@@ -415,25 +503,33 @@ def _group(
             )
             for dimension in DIMENSIONS
         },
-        sla_breaches=lookups.breaches.get(key, {}),
+        sla_breaches=_breaches(values),
     )
+
+
+def _breaches(values: Mapping[str, Any]) -> dict[str, dict[str, int]]:
+    """Breaches by clock and priority, the clocks and priorities with none left out."""
+    breaches: dict[str, dict[str, int]] = {}
+    for clock in Clock:
+        for priority in Priority:
+            if count := values.get(f"breached_{clock}_{priority}"):
+                breaches.setdefault(str(clock), {})[str(priority)] = count
+    return breaches
 
 
 def blank_group(targets: Targets) -> KpiGroup:
     """A group with no orders: what an empty report's CSV takes its columns from."""
-    empty = Lookups({}, {}, {}, {}, {}, {})
+    empty = Lookups({}, {}, {}, {}, {})
     return _group(None, {}, empty, targets)
 
 
-async def _complaints(
-    session: AsyncSession, key: Any, conditions: Sequence[ColumnElement[bool]], now: datetime
-) -> dict[str | None, tuple[int, int, int, int]]:
+def _complaints(key: Any, conditions: Sequence[ColumnElement[bool]], now: datetime) -> Select[Any]:
     """Per group: complaints, orders complained about, first replies on time, and first replies
     given or due."""
     replied = col(ComplaintRow.first_replied_at).is_not(None)
     due = col(ComplaintRow.original_first_reply_due)
     grouped = [key] if key is not None else []
-    rows = await session.execute(
+    return (
         select(
             *grouped,
             func.count(),
@@ -446,31 +542,25 @@ async def _complaints(
         .where(*conditions)
         .group_by(*grouped)
     )
-    return {(_key(row[0]) if key is not None else None): tuple(row[-4:]) for row in rows.all()}
 
 
-async def _breaches(
-    session: AsyncSession, key: Any, conditions: Sequence[ColumnElement[bool]]
-) -> dict[str | None, dict[str, dict[str, int]]]:
-    grouped = [key] if key is not None else []
-    rows = await session.execute(
-        select(
-            *grouped,
-            col(OrderRow.priority),
-            *(_count_if(_breached(clock)) for clock in Clock),
-        )
-        .where(*conditions)
-        .group_by(*grouped, col(OrderRow.priority))
-    )
-    breaches: dict[str | None, dict[str, dict[str, int]]] = {}
-    for row in rows.all():
-        group = _key(row[0]) if key is not None else None
-        priority, *counts = row[1:] if key is not None else row
-        by_clock = breaches.setdefault(group, {})
-        for clock, count in zip(Clock, counts, strict=True):
-            if count:
-                by_clock.setdefault(str(clock), {})[priority] = count
-    return breaches
+async def _side_by_side(
+    session: AsyncSession, statements: Sequence[Select[Any]]
+) -> list[Sequence[Row[Any]]]:
+    """The statements' rows, each run on a connection of its own, all at once."""
+    engine = session.bind
+    if not isinstance(engine, AsyncEngine):
+        raise TypeError("the report needs a session bound to an engine")
+
+    async def rows(statement: Select[Any]) -> Sequence[Row[Any]]:
+        async with engine.connect() as connection:
+            if connection.dialect.name == "postgresql":
+                # The percentiles sort every group's values in memory rather than on disk.
+                await connection.execute(text("SET LOCAL work_mem = '64MB'"))
+            found: Sequence[Row[Any]] = (await connection.execute(statement)).all()
+            return found
+
+    return list(await asyncio.gather(*(rows(statement) for statement in statements)))
 
 
 def _target(value: float) -> Decimal:

@@ -112,6 +112,13 @@ class OrderRow(SQLModel, table=True):
     sla_clocks: dict[str, dict[str, Any]] | None = Field(
         default=None, sa_column=Column(JSON, nullable=True)
     )
+    # Whether each clock breached, kept apart from sla_clocks so that reports read plain columns.
+    response_breached: bool = False
+    appointment_confirm_breached: bool = False
+    arrival_breached: bool = False
+    general_repair_breached: bool = False
+    workshop_repair_breached: bool = False
+    parts_dispatch_breached: bool = False
 
 
 class EventRow(SQLModel, table=True):

@@ -21,6 +21,16 @@ from alembic import op
 
 from core import facts
 
+# The SLA clocks as this revision knows them (models.order.Clock when it was written).
+CLOCKS = (
+    "response",
+    "appointment_confirm",
+    "arrival",
+    "general_repair",
+    "workshop_repair",
+    "parts_dispatch",
+)
+
 revision: str = "0004_quality_facts"
 down_revision: str | None = "0003_personal_data"
 branch_labels: str | Sequence[str] | None = None
@@ -48,6 +58,10 @@ def order_columns() -> list[sa.Column[Any]]:
         sa.Column("resolution_hours", sa.Float(), nullable=True),
         sa.Column("repair_hours", sa.Float(), nullable=True),
         sa.Column("sla_clocks", sa.JSON(), nullable=True),
+        *(
+            sa.Column(f"{clock}_breached", sa.Boolean(), nullable=False, server_default=sa.false())
+            for clock in CLOCKS
+        ),
     ]
 
 
@@ -126,6 +140,7 @@ def backfill(connection: sa.Connection) -> None:
         kept |= facts.calendar(booked_at.astimezone(zone).date())
         kept |= facts.durations(kept)
         kept["sla_clocks"] = clocks or None
+        kept |= facts.breaches(clocks)
         del kept["booked_at"], kept["accepted_at"]
         connection.execute(orders.update().where(orders.c.order_id == order_id).values(**kept))
     complaints = sa.table(

@@ -19,13 +19,13 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.records import RecordActivities
 from core.db import alembic_config, create_engine, lock_schema
-from models.order import OrderEvent, RecordInput, Stage, local_date
+from models.order import Clock, OrderEvent, RecordInput, Stage, local_date
 from models.policy import Policy
 from models.records import GENESIS_HASH, ComplaintRow, OrderRow, UtcDateTime, event_hash
 from tests.factories import create_record_input
 
 OLD = "0003_personal_data"
-HEAD = "0004_quality_facts"
+FACTS_REVISION = "0004_quality_facts"
 HOUR = timedelta(hours=1)
 
 STAFF, SYSTEM, CUSTOMER = "staff:test-staff", "system", "customer:test-customer"
@@ -115,10 +115,13 @@ ORDER_FACTS = (
     "resolution_hours",
     "repair_hours",
     "sla_clocks",
+    *(f"{clock}_breached" for clock in Clock),
 )
 # What the records writer and the backfill both derive: the writer takes the clocks from the
 # workflow's snapshot, the backfill from what the events show of them.
-EVENT_FACTS = tuple(name for name in ORDER_FACTS if name != "sla_clocks")
+EVENT_FACTS = tuple(
+    name for name in ORDER_FACTS if name != "sla_clocks" and not name.endswith("_breached")
+)
 COMPLAINT_FACTS = (
     "first_replied_at",
     "original_first_reply_due",
@@ -274,7 +277,8 @@ HISTORIES = (DEEMED, CLOSED, CANCELLED, OPEN)
 
 
 def no_facts() -> dict[str, Any]:
-    return dict.fromkeys(ORDER_FACTS) | {"visits": 0}
+    breaches = {f"{clock}_breached": False for clock in Clock}
+    return dict.fromkeys(ORDER_FACTS) | {"visits": 0} | breaches
 
 
 def clock(
@@ -320,6 +324,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
             "arrival": clock(DEEMED.instant(hours(0)), stopped_at=DEEMED.instant(hours(3))),
             "general_repair": clock(None, deadline="2026-11-22T07:30:00+08:00", breached=True),
         },
+        "general_repair_breached": True,
     },
     CLOSED.order_id: no_facts()
     | {
@@ -359,6 +364,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
             ),
             "arrival": clock(CANCELLED.instant(hours(0))),
         },
+        "response_breached": True,
     },
     OPEN.order_id: no_facts()
     | {
@@ -568,7 +574,7 @@ class TestBackfill:
         """First response, first check-in, the last completion, a deemed or a given acceptance,
         the close or the cancellation, visits, survey answers, the hours from booking, the
         operator's calendar day and what the events show of the SLA clocks."""
-        await migrate(old_store, HEAD)
+        await migrate(old_store, FACTS_REVISION)
         assert await order_facts(old_store, ORDER_FACTS) == expected(ORDER_FACTS)
 
     async def test_complaints_keep_their_current_deadlines_as_their_first(
@@ -576,7 +582,7 @@ class TestBackfill:
     ) -> None:
         """The acknowledgement as the first reply, the current deadlines and tier as the first
         ones and the highest reached, and the hours from filing to the resolution."""
-        await migrate(old_store, HEAD)
+        await migrate(old_store, FACTS_REVISION)
         assert await complaint_facts(old_store) == EXPECTED_COMPLAINTS
 
     async def test_records_writer_keeps_the_same_facts(self, records_store: AsyncEngine) -> None:
@@ -616,13 +622,13 @@ class TestDowngrade:
             schema_before = await connection.run_sync(old_schema)
         data_before = await old_data(old_store)
 
-        await migrate(old_store, HEAD)
+        await migrate(old_store, FACTS_REVISION)
         await migrate(old_store, OLD, down=True)
 
         async with old_store.connect() as connection:
             assert await connection.run_sync(version) == OLD
             assert await connection.run_sync(old_schema) == schema_before
         assert await old_data(old_store) == data_before
-        await migrate(old_store, HEAD)
+        await migrate(old_store, FACTS_REVISION)
         assert await order_facts(old_store, ORDER_FACTS) == expected(ORDER_FACTS)
         assert await complaint_facts(old_store) == EXPECTED_COMPLAINTS
