@@ -1,6 +1,7 @@
 """What routes declare by type: the caller, the engine, the records store, the order."""
 
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Annotated
 
 import jwt
@@ -13,6 +14,7 @@ from temporalio.client import Client, WorkflowHandle
 
 from api.errors import Forbidden, NotFound, Unauthorized, Unavailable
 from api.orders import read_order
+from core.archive import load_final_order
 from core.personal import KeyPool, Opener
 from core.settings import Settings
 from core.tokens import KeysUnavailable, decode_token
@@ -21,6 +23,7 @@ from models.order import (
     ORDER_ID_PATTERN,
     Actor,
     Order,
+    OrderSource,
     Role,
     order_workflow_id,
     owns_order,
@@ -148,9 +151,22 @@ def order_handle(
 OrderHandle = Annotated[WorkflowHandle[object, object], Depends(order_handle)]
 
 
-async def visible_order(handle: OrderHandle, caller: CallerDep) -> Order:
-    """The order as the workflow holds it, if the caller may read it."""
-    order = await read_order(handle)
+@dataclass(frozen=True)
+class FoundOrder:
+    order: Order
+    source: OrderSource
+
+
+async def visible_order(handle: OrderHandle, caller: CallerDep, session: SessionDep) -> FoundOrder:
+    """The order as the workflow holds it, or, once the engine has forgotten a closed order,
+    as it was archived; if the caller may read it."""
+    try:
+        order, source = await read_order(handle), OrderSource.ENGINE
+    except NotFound:
+        archived = await load_final_order(session, handle.id)
+        if archived is None:
+            raise
+        order, source = archived, OrderSource.ARCHIVE
     offered = order.offer is not None and order.offer.technician_id == caller.technician_id
     if (
         caller.role == Role.TECHNICIAN
@@ -158,7 +174,7 @@ async def visible_order(handle: OrderHandle, caller: CallerDep) -> Order:
         and not offered
     ):
         raise Forbidden("this order is not assigned or offered to this technician")
-    return order
+    return FoundOrder(order, source)
 
 
-VisibleOrder = Annotated[Order, Depends(visible_order)]
+VisibleOrder = Annotated[FoundOrder, Depends(visible_order)]

@@ -11,7 +11,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api import openapi
 from api.errors import MAX_BODY_BYTES, content_too_large, install_error_handlers
 from api.metrics import Metrics
-from api.routes import actions, audit, codec, complaints, health, orders, reports, technicians
+from api.routes import (
+    actions,
+    audit,
+    codec,
+    complaints,
+    health,
+    orders,
+    prices,
+    reports,
+    technicians,
+)
 from core.db import create_engine, prepare_schema
 from core.personal import KeyPool
 from core.settings import Settings
@@ -66,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(audit.router)
     app.include_router(codec.router)
     app.include_router(reports.router)
+    app.include_router(prices.router)
     app.add_middleware(BodyLimit)
     openapi.install(app)
 

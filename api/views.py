@@ -6,7 +6,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
-from pydantic import BaseModel, TypeAdapter, create_model
+from pydantic import BaseModel, Field, TypeAdapter, create_model
 
 from core.personal import Opener
 from models.order import (
@@ -22,6 +22,7 @@ from models.order import (
     Escalation,
     Offer,
     Order,
+    OrderSource,
     PartRequest,
     PendingWrites,
     PricedItem,
@@ -124,6 +125,11 @@ class OrderPublic(BaseModel):
     cancellation_reason: str | None
     timeline: list[TimelineEntry]
     pending_writes: PendingWrites
+    source: OrderSource = Field(
+        default=OrderSource.ENGINE,
+        description="engine: read from the order's workflow; archive: a closed order the "
+        "engine no longer holds, as it was when archived",
+    )
 
 
 class BookingCreated(BaseModel):
@@ -235,9 +241,12 @@ def part_views(order: Order, parts: Iterable[str]) -> dict[str, Any]:
     return shown
 
 
-async def order_view(order: Order, caller: Actor, opener: Opener) -> OrderPublic:
+async def order_view(
+    order: Order, caller: Actor, opener: Opener, *, source: OrderSource = OrderSource.ENGINE
+) -> OrderPublic:
     personal = sees_personal_data(caller, order)
     return OrderPublic(
+        source=source,
         **part_views(order, ANSWERED_PARTS),
         order_id=order.order_id,
         stage=order.stage,
@@ -250,6 +259,8 @@ async def order_view(order: Order, caller: Actor, opener: Opener) -> OrderPublic
 def _summary_fields() -> dict[str, Any]:
     fields: dict[str, Any] = {"seq": (int, ...)}
     for name, field in OrderPublic.model_fields.items():
+        if name == "source":  # an action is always answered by the workflow
+            continue
         annotation: Any = field.annotation
         fields[name] = (
             (annotation, ...)

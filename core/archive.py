@@ -5,7 +5,9 @@ removed it from the namespace.
 The worker archives in the background (`keep_archiving`): it lists the closed workflows of its
 task queue, skips those already archived and stores the others' histories exactly as the engine
 holds them (proto JSON, payloads still encoded). Closed histories never change, so archiving
-twice stores the same thing; several workers may archive at once.
+twice stores the same thing; several workers may archive at once. An order's row also keeps
+its final state as the workflow answers it (`final_order`), which the API reads once the engine
+no longer has the order.
 """
 
 import asyncio
@@ -17,10 +19,11 @@ import structlog
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import col, select
-from temporalio.client import Client, WorkflowExecution, WorkflowHistory
+from temporalio.client import Client, WorkflowExecution, WorkflowHistory, WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from models.complaint import complaint_order_id
+from models.order import Order, order_workflow_id
 from models.records import HistoryArchiveRow
 
 log = structlog.get_logger(__name__)
@@ -29,6 +32,7 @@ log = structlog.get_logger(__name__)
 # engine by a moment, and clocks differ.
 OVERLAP = timedelta(hours=1)
 BATCH = 100
+ORDER_WORKFLOW = "RepairOrderWorkflow"  # the workflow type whose final state is kept too
 CLOSE_EVENTS = frozenset(
     {
         "workflow_execution_completed_event_attributes",
@@ -65,6 +69,14 @@ async def load_archived(
     if row is None or (run_id is not None and row.run_id != run_id):
         return None
     return WorkflowHistory.from_json(row.workflow_id, row.history_json)
+
+
+async def load_final_order(session: AsyncSession, order_id: str) -> Order | None:
+    """The archived final state of a closed order, if it was archived with one."""
+    row = await session.get(HistoryArchiveRow, order_workflow_id(order_id))
+    if row is None or row.final_order is None:
+        return None
+    return Order.model_validate_json(row.final_order)
 
 
 @dataclass(frozen=True)
@@ -104,14 +116,20 @@ async def _archive_batch(
 ) -> ArchiveRound:
     async with AsyncSession(engine) as session:
         rows = await session.execute(
-            select(HistoryArchiveRow.workflow_id, HistoryArchiveRow.run_id).where(
-                col(HistoryArchiveRow.workflow_id).in_([e.id for e in executions])
-            )
+            select(
+                HistoryArchiveRow.workflow_id,
+                HistoryArchiveRow.run_id,
+                col(HistoryArchiveRow.final_order).is_not(None),
+            ).where(col(HistoryArchiveRow.workflow_id).in_([e.id for e in executions]))
         )
-        known = {(workflow_id, run_id) for workflow_id, run_id in rows.all()}
+        known = {(workflow_id, run_id): kept for workflow_id, run_id, kept in rows.all()}
     archived = failed = 0
     for execution in executions:
-        if (execution.id, execution.run_id) in known:
+        kept_final_state = known.get((execution.id, execution.run_id))
+        # An order archived before final states were kept is archived again, to keep one.
+        if kept_final_state or (
+            kept_final_state is not None and execution.workflow_type != ORDER_WORKFLOW
+        ):
             continue
         try:
             stored = await archive_workflow(client, engine, execution.id, execution.run_id)
@@ -130,21 +148,34 @@ async def _archive_batch(
 async def archive_workflow(
     client: Client, engine: AsyncEngine, workflow_id: str, run_id: str | None = None
 ) -> bool:
-    """Store one closed workflow's history; False if it is not closed (or gone) after all."""
+    """Store one closed workflow's history (and an order's final state); False if it is not
+    closed (or gone) after all."""
+    handle = client.get_workflow_handle(workflow_id, run_id=run_id)
     try:
-        history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+        history = await handle.fetch_history()
     except RPCError as error:
         if error.status == RPCStatusCode.NOT_FOUND:
             return False  # deleted between the listing and now: nothing left to keep
         raise
     if not is_closed(history):
         return False  # visibility ran ahead of the history; the next round finds it closed
+    started = history.events[0].workflow_execution_started_event_attributes
+    final_order = None
+    if started.workflow_type.name == ORDER_WORKFLOW:
+        # A closed workflow answers queries: the worker replays its history to do so. One
+        # that cannot be replayed keeps its history archived all the same; the next round
+        # tries its final state again.
+        try:
+            final_order = (await handle.query("details", result_type=Order)).model_dump_json()
+        except WorkflowQueryFailedError:
+            log.warning("final state not kept; next round tries again", workflow_id=workflow_id)
     row = HistoryArchiveRow(
         workflow_id=workflow_id,
         run_id=history.run_id,
         order_id=archive_order_id(workflow_id),
         history_json=history_json(history),
         archived_at=datetime.now(UTC),
+        final_order=final_order,
     )
     try:
         async with AsyncSession(engine) as session, session.begin():

@@ -35,6 +35,7 @@ class Action(StrEnum):
     ANSWER_SURVEY = "answer_survey"
     CLAIM_WARRANTY = "claim_warranty"
     FILE_COMPLAINT = "file_complaint"
+    CORRECT_DETAILS = "correct_details"
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,17 @@ ON_SITE_WORK = frozenset({Stage.ON_SITE, Stage.WAITING_PARTS, Stage.IN_WORKSHOP}
 BEFORE_CHECK_IN = "only before check-in"
 ON_SITE = frozenset({Stage.ON_SITE})
 NOT_FINISHED = frozenset(Stage) - FINAL_STAGES
+BEFORE_COMPLETION = frozenset(
+    {
+        Stage.BOOKED,
+        Stage.DISPATCHING,
+        Stage.SCHEDULED,
+        Stage.ON_SITE,
+        Stage.WAITING_PARTS,
+        Stage.IN_WORKSHOP,
+        Stage.SAFETY_STOP,
+    }
+)
 
 ACTIONS: dict[Action, ActionRule] = {
     Action.RESCHEDULE: ActionRule(
@@ -160,5 +172,11 @@ ACTIONS: dict[Action, ActionRule] = {
         "file a complaint",
         "the order is finished",
         while_closing=True,
+    ),
+    Action.CORRECT_DETAILS: ActionRule(
+        FOR_THE_CUSTOMER,
+        BEFORE_COMPLETION,
+        "correct the details",
+        "details are corrected until the work is finished",
     ),
 }

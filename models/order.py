@@ -626,6 +626,22 @@ class ActorInput(Strict):
     actor: Actor
 
 
+class ContactCorrection(Strict):
+    """Corrected contact details, sealed with the order's personal-data key as the booking's
+    are; a field left out stays as it was."""
+
+    name: str | None = None
+    phone: str | None = None
+    email: str | None = None
+    address: str | None = None
+
+
+class DetailsInput(Strict):
+    actor: Actor
+    customer: ContactCorrection | None = None
+    fault: Fault | None = None
+
+
 class CancelInput(Strict):
     actor: Actor
     reason: Text
@@ -733,6 +749,14 @@ def owns_order(actor: Actor, order_id: str) -> bool:
     return actor.order_id is not None and (
         order_id == actor.order_id or order_id.startswith(f"{actor.order_id}-W")
     )
+
+
+class OrderSource(StrEnum):
+    """Where an order read came from: its running (or retained) workflow, or the archive once
+    the engine has forgotten the closed order."""
+
+    ENGINE = "engine"
+    ARCHIVE = "archive"
 
 
 class OrderOutcome(Strict):

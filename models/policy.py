@@ -409,6 +409,12 @@ class Charges(_Section):
     currency: CurrencyCode = "CNY"
     visit_fee: Money = Decimal("50.00")
     labour: dict[str, Money] = Field(default_factory=dict)  # repair item -> price
+    # A category's own items, and its own price for an item of `labour`.
+    labour_by_category: dict[Category, dict[str, Money]] = Field(default_factory=dict)
+
+    def labour_for(self, category: Category) -> dict[str, Decimal]:
+        """The price list of one category: the common items with the category's own."""
+        return self.labour | self.labour_by_category.get(category, {})
 
 
 class Targets(_Section):

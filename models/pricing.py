@@ -5,6 +5,7 @@ Pure code (no I/O, no clock): the workflow runs it, and a replay runs it again a
 
 from decimal import Decimal
 
+from models.catalog import Category
 from models.order import ChargeLine, Charges, Order, PricedItem, Quote, QuoteRequest, QuoteStatus
 from models.policy import Policy
 
@@ -13,9 +14,10 @@ def visit_fee(policy: Policy) -> ChargeLine:
     return ChargeLine(kind="visit_fee", description="visit fee", amount=policy.charges.visit_fee)
 
 
-def price(request: QuoteRequest, policy: Policy, *, chargeable: bool) -> Quote:
-    """Labour by item (amount given or from the price list), parts at cost, the visit fee."""
-    labour = policy.charges.labour
+def price(request: QuoteRequest, policy: Policy, category: Category, *, chargeable: bool) -> Quote:
+    """Labour by item (amount given or from the category's price list), parts at cost, the
+    visit fee."""
+    labour = policy.charges.labour_for(category)
     return Quote(
         items=tuple(
             PricedItem(
@@ -29,12 +31,13 @@ def price(request: QuoteRequest, policy: Policy, *, chargeable: bool) -> Quote:
     )
 
 
-def unpriced_items(request: QuoteRequest, policy: Policy) -> list[str]:
-    """Items that give no amount and are not on the price list either."""
+def unpriced_items(request: QuoteRequest, policy: Policy, category: Category) -> list[str]:
+    """Items that give no amount and are not on the category's price list either."""
+    labour = policy.charges.labour_for(category)
     return [
         item.description
         for item in request.items
-        if item.amount is None and item.description not in policy.charges.labour
+        if item.amount is None and item.description not in labour
     ]
 
 

@@ -330,3 +330,6 @@ class HistoryArchiveRow(SQLModel, table=True):
     order_id: str = Field(index=True, max_length=40)
     history_json: str = Field(sa_column=Column(Text, nullable=False))
     archived_at: datetime = Field(sa_column=_utc_column())
+    # An order's final state as its workflow answered it when archived (models.order.Order as
+    # JSON; personal data sealed): what GET /v1/orders/{id} answers once the engine forgets it.
+    final_order: str | None = Field(default=None, sa_column=Column(Text, nullable=True))

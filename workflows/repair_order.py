@@ -40,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
         ClaimCreated,
         ClaimInput,
         Clock,
+        DetailsInput,
         DiagnosisInput,
         ErasureInput,
         Escalation,
@@ -407,6 +408,32 @@ class RepairOrderWorkflow:
         self._check_window(input.window, Action.RESCHEDULE)
 
     @workflow.update
+    async def correct_details(self, input: DetailsInput) -> ActionDone:
+        """Staff correct the contact details, address or fault description; the customer their
+        own contact details. The timeline names the fields, never their values."""
+        async with self._acting(self._may_correct_details, input) as before:
+            changed = []
+            if input.customer is not None:
+                corrected = input.customer.model_dump(exclude_none=True)
+                self.order.customer = self.order.customer.model_copy(update=corrected)
+                changed += [f"customer {field}" for field in corrected]
+            if input.fault is not None:
+                self.order.fault = input.fault
+                changed.append("fault description")
+            self.effects.log(str(input.actor), "details corrected", ", ".join(changed))
+        return self._answer(before)
+
+    @correct_details.validator
+    def _may_correct_details(self, input: DetailsInput) -> None:
+        self._check(Action.CORRECT_DETAILS, input.actor)
+        if input.fault is not None and input.actor.role == Role.CUSTOMER:
+            raise forbidden(
+                Action.CORRECT_DETAILS, "a customer corrects only their own contact details"
+            )
+        if input.customer is None and input.fault is None:
+            raise refused(self.order, Action.CORRECT_DETAILS, "nothing to correct")
+
+    @workflow.update
     async def cancel(self, input: CancelInput) -> ActionDone:
         async with self._acting(self._may_cancel, input) as before:
             self.order.cancellation_reason = input.reason
@@ -586,7 +613,9 @@ class RepairOrderWorkflow:
         covered = self.order.warranty.status == WarrantyStatus.IN_WARRANTY and not excluded
         if self.order.claim_of is None and not covered and input.quote is None:
             raise refused(self.order, Action.DIAGNOSE, "a chargeable repair needs a quote")
-        if input.quote is not None and (unpriced := unpriced_items(input.quote, self.policy)):
+        if input.quote is not None and (
+            unpriced := unpriced_items(input.quote, self.policy, self.order.category)
+        ):
             raise refused(
                 self.order,
                 Action.DIAGNOSE,
@@ -1022,7 +1051,7 @@ class RepairOrderWorkflow:
             raise refused(self.order, action, "there is no quote waiting for an answer")
 
     def _price(self, request: QuoteRequest) -> Quote:
-        return price(request, self.policy, chargeable=self.order.chargeable)
+        return price(request, self.policy, self.order.category, chargeable=self.order.chargeable)
 
     # ---- clocks ---------------------------------------------------------------------------
 

@@ -16,10 +16,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import WorkflowHandle
 
 from api.deps import OrderHandle, SessionDep, SettingsDep, may
-from api.errors import Conflict, NotFound, problems
+from api.errors import Conflict, Forbidden, NotFound, Unprocessable, problems
 from api.orders import act_on_order, check_window, read_order, update_id_for_key
-from api.views import ClaimCreatedPublic, OrderSummary, order_view, summary_view
-from core.personal import Opener
+from api.views import (
+    ClaimCreatedPublic,
+    OrderSummary,
+    customer_view,
+    order_view,
+    sees_personal_data,
+    summary_view,
+)
+from core.personal import Opener, seal, sealed_key_id
 from core.queries import technician_qualifications
 from core.settings import Settings
 from models.actions import ACTIONS, Action
@@ -33,16 +40,22 @@ from models.order import (
     CancelInput,
     ClaimCreated,
     ClaimInput,
+    ContactCorrection,
+    DetailsInput,
     Diagnosis,
     DiagnosisInput,
+    Email,
     Exclusion,
+    Fault,
     HazardInput,
     NoteInput,
     Order,
     PartRequest,
     PartsInput,
+    Phone,
     QuoteRequest,
     ReasonInput,
+    Role,
     ServiceRecord,
     ServiceRecordInput,
     Survey,
@@ -409,3 +422,60 @@ async def claim_warranty(
         ),
     )
     return ClaimCreatedPublic(claim_order_id=created.claim_order_id)
+
+
+class ContactPatch(Body):
+    name: ShortText | None = None
+    phone: Phone | None = None
+    email: Email | None = None
+    address: Text | None = None
+
+
+class DetailsPatch(Body):
+    customer: ContactPatch | None = None
+    fault: Fault | None = None
+
+
+@router.patch("/{order_id}/details", responses=ACTION_PROBLEMS)
+async def correct_details(
+    body: DetailsPatch,
+    handle: OrderHandle,
+    caller: Annotated[Actor, Depends(may(Action.CORRECT_DETAILS))],
+    session: SessionDep,
+    settings: SettingsDep,
+) -> OrderSummary:
+    """Correct the customer's contact details and address, or the fault description, until the
+    work is finished: staff all of them, the customer their own contact details. The corrected
+    contact is sealed with the order's own personal-data key, as the booking's was; the next
+    message goes to it. The timeline names what changed, not the values."""
+    if caller.role == Role.CUSTOMER and body.fault is not None:
+        raise Forbidden("a customer corrects only their own contact details")
+    contact = body.customer.model_dump(exclude_none=True) if body.customer else {}
+    if not contact and body.fault is None:
+        raise Unprocessable("body: give customer fields or fault to correct")
+    opener = Opener(session, settings.key_ring)
+    sealed = None
+    if contact:
+        order = await read_order(handle)
+        key_id = sealed_key_id(order.customer.phone)
+        key = await opener.key(key_id) if key_id is not None else None
+        if key_id is None or key is None:
+            raise Conflict(
+                f"cannot correct the details: order is {order.stage}; its personal data is "
+                "erased or was booked unsealed"
+            )
+        sealed = ContactCorrection(
+            **{field: seal(value, key_id, key) for field, value in contact.items()}
+        )
+    done = await act_on_order(
+        handle,
+        Action.CORRECT_DETAILS,
+        DetailsInput(actor=caller, customer=sealed, fault=body.fault),
+        result_type=ActionDone,
+    )
+    answer = summary_view(done)
+    if sealed is not None:
+        order = await read_order(handle)
+        personal = sees_personal_data(caller, order)
+        answer["customer"] = await customer_view(order.customer, personal=personal, opener=opener)
+    return OrderSummary.model_validate(answer)

@@ -109,9 +109,10 @@ async def book_order(
 
 
 @router.get("/{order_id}", responses=problems(401, 403, 404, 503))
-async def get_order(order: VisibleOrder, caller: AnyRole, opener: OpenerDep) -> OrderPublic:
-    """The whole order, as far as the caller may see it."""
-    return await order_view(order, caller, opener)
+async def get_order(found: VisibleOrder, caller: AnyRole, opener: OpenerDep) -> OrderPublic:
+    """The whole order, as far as the caller may see it. A closed order the engine no longer
+    holds (after the namespace's retention) is answered from the archive: `source` says so."""
+    return await order_view(found.order, caller, opener, source=found.source)
 
 
 # ---- lists and the audit log, from the records store -------------------------------------------

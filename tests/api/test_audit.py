@@ -355,10 +355,13 @@ class TestArchive:
         settings: Settings,
         tmp_path: Path,
     ) -> None:
-        """Archived at close, deleted from the engine: history, replay and records check
-        still work, for the order and its complaint."""
+        """Archived at close, deleted from the engine: the order still reads as it was, and
+        history, replay and records check still work, for the order and its complaint."""
         order, complaint_id = finished_order_with_complaint
         before = await history(api, order)
+        shown = await api.get(order.url, headers=order.by("staff"))
+        assert shown.status_code == 200, shown.text
+        assert shown.json()["source"] == "engine"
         # Visibility lists a workflow as closed a moment after it closed: a round or two.
         await eventually(
             lambda: archive_then_read(
@@ -367,6 +370,15 @@ class TestArchive:
             lambda rows: len(rows) == 2,
         )
         await delete_from_engine(temporal, order.order_id, complaint_id)
+
+        for role in ("customer", "auditor"):
+            kept = await api.get(order.url, headers=order.by(role))
+            assert kept.status_code == 200, kept.text
+            assert kept.json()["source"] == "archive"
+        kept = await api.get(order.url, headers=order.by("staff"))
+        assert kept.status_code == 200, kept.text
+        # The same order, field for field, the customer's details opened for staff as before.
+        assert kept.json() == shown.json() | {"source": "archive"}
 
         after = await history(api, order)
         assert after["source"] == "archive"

@@ -8,7 +8,8 @@ from models.actions import ACTIONS, Action
 from models.order import FINAL_STAGES, Role, Stage
 from workflows.repair_order import RepairOrderWorkflow
 
-ROUTED_ELSEWHERE = {Action.CLAIM_WARRANTY, Action.FILE_COMPLAINT}  # they answer with a new id
+# Claims and complaints answer with a new id; corrections are a PATCH that seals what it sends.
+ROUTED_ELSEWHERE = {Action.CLAIM_WARRANTY, Action.FILE_COMPLAINT, Action.CORRECT_DETAILS}
 
 
 def test_every_action_is_an_update_of_the_order_workflow_and_every_update_an_action() -> None:

@@ -71,8 +71,16 @@ visit_fee = "35.50"
 [charges.labour]
 "replace_compressor" = "300.00"
 "replace door seal" = "45"
+[charges.labour_by_category.air_conditioner]
+"replace_compressor" = "420.00"
 [privacy]
 erase_personal_data_after = "365d"
+[targets]
+response_within_sla = 0.9
+resolution_hours = 12
+mttr_hours = 36
+completion_rate = 0.95
+satisfaction = 4.5
 """
 
 
@@ -289,7 +297,12 @@ class TestPolicyDefaults:
                 "per_order_per_day": 3,
             },
             "limits": {"warranty_claims_per_order": 3, "booking_horizon": "90d"},
-            "charges": {"currency": "CNY", "visit_fee": "50.00", "labour": {}},
+            "charges": {
+                "currency": "CNY",
+                "visit_fee": "50.00",
+                "labour": {},
+                "labour_by_category": {},
+            },
             "privacy": {"erase_personal_data_after": "180d"},
             "targets": {
                 "response_within_sla": 0.80,
@@ -374,8 +387,20 @@ class TestLoadPolicy:
             "currency": "EUR",
             "visit_fee": Decimal("35.50"),
             "labour": {"replace_compressor": Decimal("300.00"), "replace door seal": Decimal("45")},
+            "labour_by_category": {"air_conditioner": {"replace_compressor": Decimal("420.00")}},
+        }
+        assert policy.charges.labour_for(Category.AIR_CONDITIONER) == {
+            "replace_compressor": Decimal("420.00"),
+            "replace door seal": Decimal("45"),
         }
         assert str(policy.privacy.erase_personal_data_after) == "365d"
+        assert policy.targets.model_dump() == {
+            "response_within_sla": 0.9,
+            "resolution_hours": 12,
+            "mttr_hours": 36,
+            "completion_rate": 0.95,
+            "satisfaction": 4.5,
+        }
 
     def test_keys_left_out_keep_their_defaults(self, tmp_path: Path) -> None:
         """A file that sets one key changes only that key."""

@@ -26,6 +26,7 @@ def service(tmp_path: Path) -> Iterator[Service]:
     yield service
     if service.process is not None and service.process.poll() is None:
         service.process.kill()
+        service.process.wait(timeout=30)
 
 
 def samples(text: str) -> dict[tuple[str, str, str, str], float]:
@@ -104,6 +105,7 @@ class TestDevCommand:
         # The SDK's own: task latencies and the sticky cache, as Temporal's dashboards read them.
         assert any(name.startswith("temporal_workflow_task_execution_latency") for name in names)
         assert "temporal_sticky_cache_size" in names
+        assert service.ctrl_c() == 0
 
     def test_prints_a_token_for_every_role(self, service: Service) -> None:
         """The start-up banner lists where things are and one token per role."""

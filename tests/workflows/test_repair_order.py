@@ -926,9 +926,18 @@ class TestComplete:
     async def test_out_of_warranty_charges_are_the_exact_sum_of_the_quote(
         self, harness: Harness
     ) -> None:
-        """Labour from the price list and by amount, parts at cost, the visit fee: to the cent."""
+        """Labour from the category's price list and by amount, parts at cost, the visit fee:
+        to the cent."""
         policy = create_policy(
-            charges={"visit_fee": "45.50", "labour": {"replace_compressor": "300.00"}}
+            charges={
+                "visit_fee": "45.50",
+                "labour": {"replace_compressor": "300.00"},
+                # The order is a refrigerator's: its own price wins, another category's does not.
+                "labour_by_category": {
+                    "refrigerator": {"replace_compressor": "320.00"},
+                    "air_conditioner": {"replace_compressor": "450.00"},
+                },
+            }
         )
         handle = await harness.book(WarrantyStatus.OUT_OF_WARRANTY, policy=policy)
         await arrive(harness, handle)
@@ -946,16 +955,16 @@ class TestComplete:
         order = await finish(handle)
         assert order.charges.currency == "CNY"
         assert order.charges.lines == (
-            ChargeLine(kind="labour", description="replace_compressor", amount=Decimal("300.00")),
+            ChargeLine(kind="labour", description="replace_compressor", amount=Decimal("320.00")),
             ChargeLine(kind="labour", description="refrigerant recharge", amount=Decimal("85.35")),
             ChargeLine(kind="part", description="3 x CMP-7", amount=Decimal("36.45")),
             ChargeLine(kind="visit_fee", description="visit fee", amount=Decimal("45.50")),
         )
-        # 300.00 + 85.35 + 3 x 12.15 + 45.50, worked out by hand
-        assert order.charges.total == Decimal("467.30")
-        assert str(order.charges.total) == "467.30"
+        # 320.00 + 85.35 + 3 x 12.15 + 45.50, worked out by hand
+        assert order.charges.total == Decimal("487.30")
+        assert str(order.charges.total) == "487.30"
         done = await sent_eventually(harness, Template.WORK_DONE, handle.id)
-        assert done[0].params["total"] == "467.30 CNY"
+        assert done[0].params["total"] == "487.30 CNY"
 
     async def test_in_warranty_repair_with_proof_is_free(self, harness: Harness) -> None:
         """In warranty with proof of purchase, a quality fault is repaired for nothing."""
