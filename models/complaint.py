@@ -5,6 +5,7 @@ Pure data and pure rules; imported by workflows (passed through the sandbox), so
 
 from datetime import datetime
 from decimal import Decimal
+from enum import StrEnum
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -42,7 +43,21 @@ def complaint_order_id(complaint_id: str) -> str | None:
     return match["order_id"] if match else None
 
 
+class ComplaintCategory(StrEnum):
+    """What a complaint is about, from a fixed list so that causes can be counted (api.md)."""
+
+    ATTITUDE = "attitude"
+    QUALITY = "quality"
+    PRICE = "price"
+    TIMELINESS = "timeliness"
+    DAMAGE = "damage"
+    PRIVACY = "privacy"
+    OTHER = "other"
+
+
 class ComplaintFiling(Strict):
+    # Text here, a ComplaintCategory at the API: complaints filed before the list came in
+    # carry their own words, and their histories must still replay.
     category: ShortText
     description: Text
     concerns_work: bool

@@ -35,6 +35,7 @@ class Template(StrEnum):
     APPOINTMENT_CHANGED = "appointment_changed"
     # staff, supervisor, quality manager
     ESCALATION = "escalation"
+    COMPLAINT_FILED = "complaint_filed"
 
 
 class Contact(BaseModel):

@@ -89,6 +89,7 @@ BATCHED_RECORDS = "records-in-batches"
 LOCAL_MESSAGES = "messages-from-the-worker"
 ERASURE = "personal-data-erasure"
 WITHDRAW_OFFER_ON_CANCEL = "withdraw-offer-on-cancel"
+COMPLAINT_FILED_NOTICE = "complaint-filed-notice"
 # The erasure is owed: scheduling it is retried until the engine takes it.
 SCHEDULE_ERASURE_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1))
 # Escalation reasons are codes: the timeline shows them, the notification words them per locale.
@@ -863,6 +864,15 @@ class RepairOrderWorkflow:
                 f"{complaint_id}: {input.filing.category}{about}",
                 complaint=complaint.snapshot(workflow.now()),
             )
+            # Complaints filed before this told nobody until their first deadline passed.
+            if workflow.patched(COMPLAINT_FILED_NOTICE):
+                self.effects.notify(
+                    Template.COMPLAINT_FILED,
+                    Recipient.STAFF,
+                    complaint_id=complaint_id,
+                    category=input.filing.category,
+                    deadline=self.effects.local(complaint.deadlines.first_reply),
+                )
             await workflow.start_child_workflow(
                 ComplaintWorkflow.run, complaint_input, id=complaint_id
             )

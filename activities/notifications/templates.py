@@ -209,6 +209,18 @@ TEMPLATES: Final[Mapping[Template, Mapping[Locale, Wording]]] = {
         ),
     },
     # staff, supervisor, quality manager
+    Template.COMPLAINT_FILED: {
+        "zh": Wording(
+            "新投诉待处理",
+            "工单 {order_id} 收到新投诉（编号 {complaint_id}，类别：{category}），"
+            "请在 {deadline} 前首次回复客户。",
+        ),
+        "en": Wording(
+            "New complaint to answer",
+            "Order {order_id} has a new complaint ({complaint_id}, category: {category})."
+            " Please give the customer a first reply by {deadline}.",
+        ),
+    },
     Template.ESCALATION: {
         "zh": Wording(
             "工单已升级",

@@ -19,6 +19,7 @@ from core.cursor import BadCursor
 from models.actions import Action
 from models.complaint import (
     Complaint,
+    ComplaintCategory,
     ComplaintDeadlines,
     ComplaintFiled,
     ComplaintFiling,
@@ -27,7 +28,7 @@ from models.complaint import (
     ResolveInput,
     complaint_order_id,
 )
-from models.fields import Money, ShortText, Text
+from models.fields import Money, Text
 from models.order import (
     Actor,
     ActorInput,
@@ -50,7 +51,7 @@ class Body(BaseModel):
 
 
 class ComplaintBody(Body):
-    category: ShortText
+    category: ComplaintCategory
     description: Text
     concerns_work: bool
 

@@ -4,7 +4,10 @@ one on an order, who may work it at which tier, the follow-up call, and the list
 from typing import Any
 
 import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlmodel import col, select
 
+from models.records import NotificationRow
 from tests.api.client import Auth
 from tests.api.drive import COMPLAINT, Drive, Driven, Json, act, problem, refused
 from tests.waiting import eventually
@@ -104,6 +107,50 @@ class TestFiling:
         assert "concerns_work" in (await body)["detail"]
         shown = (await api.get(order.url, headers=order.by("staff"))).json()
         assert shown["complaints"] == []
+
+    async def test_category_outside_the_list_is_422(
+        self, api: httpx.AsyncClient, drive: Drive
+    ) -> None:
+        """Causes are counted, so the category is one of the fixed list."""
+        order = await drive("assigned")
+        body = await refused(
+            api,
+            order,
+            "complaints",
+            by=order.by("customer"),
+            status=422,
+            json=COMPLAINT | {"category": "billing"},
+        )
+        assert "category" in body["detail"]
+        assert "privacy" in body["detail"]
+        shown = (await api.get(order.url, headers=order.by("staff"))).json()
+        assert shown["complaints"] == []
+
+    async def test_filing_tells_tier_1_staff_at_once(
+        self,
+        api: httpx.AsyncClient,
+        drive: Drive,
+        records_engine: AsyncEngine,
+    ) -> None:
+        """Staff hear of a new complaint when it is filed, not when its first deadline passes."""
+        order = await drive("assigned")
+        complaint_id = await file(api, order)
+
+        async def to_staff() -> list[NotificationRow]:
+            async with AsyncSession(records_engine) as session:
+                rows = await session.scalars(
+                    select(NotificationRow).where(
+                        col(NotificationRow.order_id) == order.order_id,
+                        col(NotificationRow.template) == "complaint_filed",
+                    )
+                )
+                return list(rows.all())
+
+        (sent,) = await eventually(to_staff, bool)
+        assert sent.recipient == "staff"
+        assert complaint_id in sent.body
+        assert "attitude" in sent.body
+        assert sent.status == "sent"
 
     async def test_cancelled_order_takes_no_complaint(
         self, api: httpx.AsyncClient, drive: Drive
@@ -271,7 +318,7 @@ class TestAgainstTheTechnician:
         await file(api, order)
         not_work = await api.post(
             f"{order.url}/complaints",
-            json=COMPLAINT | {"concerns_work": False, "category": "billing"},
+            json=COMPLAINT | {"concerns_work": False, "category": "price"},
             headers=order.by("customer"),
         )
         assert not_work.status_code == 201

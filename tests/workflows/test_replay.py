@@ -207,7 +207,8 @@ FINAL = {"cancellation": Stage.CANCELLED}
 def recorded() -> list[Path]:
     """Every history kept, those recorded with earlier code in folders named after what has
     changed since (one-event-writes: before records events were written in batches;
-    messages-as-activities: before messages were sent as local activities)."""
+    messages-as-activities: before messages were sent as local activities; ...; see the
+    README's "Changing workflow code")."""
     return sorted(path for path in HISTORIES.rglob("*.json") if UNREPLAYABLE not in path.parents)
 
 
