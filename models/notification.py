@@ -19,6 +19,7 @@ class Template(StrEnum):
     BOOKING_CONFIRMED = "booking_confirmed"
     TECHNICIAN_ASSIGNED = "technician_assigned"
     APPOINTMENT_CONFIRMED = "appointment_confirmed"
+    APPOINTMENT_CONFIRMED_WITH_FEE = "appointment_confirmed_with_fee"  # a chargeable order's
     DELAY = "delay"
     QUOTE_TO_APPROVE = "quote_to_approve"
     WORK_DONE = "work_done"

@@ -562,7 +562,14 @@ class RepairOrderWorkflow:
             self.effects.log(
                 str(input.actor), "appointment confirmed", self.effects.window_text(input.window)
             )
-            self.effects.notify(Template.APPOINTMENT_CONFIRMED, Recipient.CUSTOMER)
+            if self.order.chargeable:
+                # Cancelling a confirmed visit costs the visit fee: the customer is told first.
+                fee = money(self.policy.charges.visit_fee, self.order)
+                self.effects.notify(
+                    Template.APPOINTMENT_CONFIRMED_WITH_FEE, Recipient.CUSTOMER, fee=fee
+                )
+            else:
+                self.effects.notify(Template.APPOINTMENT_CONFIRMED, Recipient.CUSTOMER)
         return self._answer(before)
 
     @confirm_appointment.validator

@@ -57,6 +57,19 @@ TEMPLATES: Final[Mapping[Template, Mapping[Locale, Wording]]] = {
             " Please make sure someone is at home.",
         ),
     },
+    Template.APPOINTMENT_CONFIRMED_WITH_FEE: {
+        "zh": Wording(
+            "上门时间已确认",
+            "您的报修单 {order_id} 已预约上门，时间为 {window}，届时请确保家中有人。"
+            "如此后取消，将收取上门费 {fee}。",
+        ),
+        "en": Wording(
+            "Visit booked",
+            "The technician will come for repair order {order_id} during {window}."
+            " Please make sure someone is at home. Cancelling from now on costs the visit fee"
+            " of {fee}.",
+        ),
+    },
     Template.DELAY: {
         "zh": Wording(
             "上门时间延误",

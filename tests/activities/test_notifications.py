@@ -36,6 +36,7 @@ PARAMS = {
     "deadline": "2026-11-20 10:15",
     "complaint_id": "RF261120-ABC123-C1",
     "update": "acknowledged",
+    "fee": "50.00 CNY",
     "category": "gas_stove",
     "region": "pudong",
 }

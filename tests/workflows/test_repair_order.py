@@ -187,7 +187,7 @@ class TestLifecycle:
         assert [m.template for m in to_customer] == [
             Template.BOOKING_CONFIRMED,
             Template.TECHNICIAN_ASSIGNED,
-            Template.APPOINTMENT_CONFIRMED,
+            Template.APPOINTMENT_CONFIRMED_WITH_FEE,  # out of warranty: cancelling costs
             Template.QUOTE_TO_APPROVE,
             Template.WORK_DONE,
             Template.WORK_DONE,
@@ -341,6 +341,18 @@ class TestConfirmAppointment:
         assert order.sla[Clock.ARRIVAL].deadline == order.appointment.end
         told = await sent_eventually(harness, Template.APPOINTMENT_CONFIRMED, handle.id)
         assert told[0].params["window"] == local_window_text(order.appointment)
+        assert "fee" not in told[0].params  # a free repair: cancelling costs nothing
+
+    async def test_chargeable_order_states_the_cancellation_fee(self, harness: Harness) -> None:
+        """Cancelling a confirmed visit costs the visit fee: the confirmation says so."""
+        handle = await harness.book(WarrantyStatus.OUT_OF_WARRANTY)
+        await assign(handle)
+        order = await confirm_appointment(harness, handle, in_hours=30)
+        told = await sent_eventually(harness, Template.APPOINTMENT_CONFIRMED_WITH_FEE, handle.id)
+        assert told[0].params["fee"] == "50.00 CNY"
+        assert order.appointment is not None
+        assert told[0].params["window"] == local_window_text(order.appointment)
+        assert not [m for m in harness.records.sent if m.template == Template.APPOINTMENT_CONFIRMED]
 
     async def test_window_already_over_is_refused(self, harness: Harness) -> None:
         """A window that has already ended cannot be confirmed."""
