@@ -25,8 +25,12 @@ def service(tmp_path: Path) -> Iterator[Service]:
     service = Service(tmp_path)
     yield service
     if service.process is not None and service.process.poll() is None:
-        service.process.kill()
-        service.process.wait(timeout=30)
+        # A test that failed half-way: Ctrl-C stops the services the command started too.
+        try:
+            service.ctrl_c()
+        except subprocess.TimeoutExpired:
+            service.process.kill()
+            service.process.wait()
 
 
 def samples(text: str) -> dict[tuple[str, str, str, str], float]:
