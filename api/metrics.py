@@ -3,7 +3,6 @@ and status with latency histograms (prometheus-fastapi-instrumentator), and busi
 from the records store and the engine at each scrape. No label carries personal data or an
 order number: stages, priorities and routes only."""
 
-import json
 import math
 
 from fastapi import FastAPI
@@ -11,9 +10,9 @@ from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from prometheus_fastapi_instrumentator import Instrumentator
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from temporalio.client import Client
-from temporalio.service import RPCError
 
 from core import queries
+from core.temporal import count_trouble
 from models.order import FINAL_STAGES, Priority, Stage
 
 NAN = math.nan
@@ -75,13 +74,11 @@ class Metrics:
             count = now.sla_breached_open_orders.get(priority, 0) if now else NAN
             self.sla_breached.labels(priority=str(priority)).set(count)
         self.failed_notifications.set(now.failed_notifications if now else NAN)
-        running = f"TaskQueue = {json.dumps(task_queue)} AND ExecutionStatus = 'Running'"
-        for gauge, condition in (
-            (self.stalled_writes, "WritesStalled = true"),
-            (self.failing_tasks, "TemporalReportedProblems IS NOT NULL"),
+        trouble = await count_trouble(temporal, task_queue)
+        for gauge, name in (
+            (self.stalled_writes, "orders_with_stalled_writes"),
+            (self.failing_tasks, "workflows_with_failing_task"),
         ):
-            try:
-                gauge.set((await temporal.count_workflows(f"{running} AND {condition}")).count)
-            except RPCError:
-                gauge.set(NAN)
+            known = trouble[name]
+            gauge.set(known if known is not None else NAN)
         return generate_latest(self.registry)

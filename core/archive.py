@@ -125,11 +125,12 @@ async def _archive_batch(
         known = {(workflow_id, run_id): kept for workflow_id, run_id, kept in rows.all()}
     archived = failed = 0
     for execution in executions:
-        kept_final_state = known.get((execution.id, execution.run_id))
+        archived = (execution.id, execution.run_id) in known
         # An order archived before final states were kept is archived again, to keep one.
-        if kept_final_state or (
-            kept_final_state is not None and execution.workflow_type != ORDER_WORKFLOW
-        ):
+        lacks_final_state = execution.workflow_type == ORDER_WORKFLOW and not known.get(
+            (execution.id, execution.run_id)
+        )
+        if archived and not lacks_final_state:
             continue
         try:
             stored = await archive_workflow(client, engine, execution.id, execution.run_id)

@@ -1,10 +1,13 @@
 """The one way every process connects to Temporal, with the one data converter."""
 
+import json
+from contextlib import suppress
 from functools import cache
 
 from temporalio.client import Client, TLSConfig
 from temporalio.converter import DataConverter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.service import RPCError
 
 from core.codec import KeyRing, data_converter
 from core.settings import Settings
@@ -29,6 +32,25 @@ def converter(settings: Settings | None = None) -> DataConverter:
     """The data converter with these settings' key ring; without settings, the one the
     environment's REPAIRFLOW_PAYLOAD_KEYS names (the tools and the audit read with it)."""
     return _converter(settings.key_ring if settings is not None else _environment_ring())
+
+
+# What operators watch in the engine, by the running workflows of the task queue it counts.
+TROUBLE: dict[str, str] = {
+    # The engine marks a workflow whose task failed repeatedly with this search attribute.
+    "workflows_with_failing_task": "TemporalReportedProblems IS NOT NULL",
+    "orders_with_stalled_writes": "WritesStalled = true",
+}
+
+
+async def count_trouble(client: Client, task_queue: str) -> dict[str, int | None]:
+    """How many running workflows are in each kind of TROUBLE; None for a count the engine
+    could not give (unknown, rather than the caller failing)."""
+    running = f"TaskQueue = {json.dumps(task_queue)} AND ExecutionStatus = 'Running'"
+    counts: dict[str, int | None] = dict.fromkeys(TROUBLE)
+    for name, condition in TROUBLE.items():
+        with suppress(RPCError):
+            counts[name] = (await client.count_workflows(f"{running} AND {condition}")).count
+    return counts
 
 
 def dev_server_args() -> list[str]:

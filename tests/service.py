@@ -74,6 +74,17 @@ class Service:
         self.process.send_signal(signal.SIGINT)
         return self.process.wait(timeout=60)
 
+    def stop(self) -> None:
+        """After a test, whatever state it left: Ctrl-C stops the services the command started
+        too; a command that does not stop in time is killed."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        try:
+            self.ctrl_c()
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.api_port}"

@@ -1,14 +1,11 @@
-import json
-from contextlib import suppress
-
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
-from temporalio.service import RPCError
 
 from api.deps import SettingsDep, TemporalDep
 from api.errors import problem
 from core.queries import records_reachable
+from core.temporal import TROUBLE, count_trouble
 
 router = APIRouter(tags=["health"])
 
@@ -26,25 +23,13 @@ async def readiness(request: Request, temporal: TemporalDep, settings: SettingsD
     and how many orders have a records or notification write that keeps failing (their
     events wait, in order, and are written once the cause is gone)."""
     down = []
-    counts: dict[str, int | None] = {
-        # The engine marks a workflow whose task failed repeatedly with this search attribute.
-        "workflows_with_failing_task": None,
-        "orders_with_stalled_writes": None,
-    }
+    counts: dict[str, int | None] = dict.fromkeys(TROUBLE)
     try:
         await temporal.service_client.check_health()
     except Exception:
         down.append("workflow engine")
     else:
-        running = f"TaskQueue = {json.dumps(settings.task_queue)} AND ExecutionStatus = 'Running'"
-        conditions = {
-            "workflows_with_failing_task": "TemporalReportedProblems IS NOT NULL",
-            "orders_with_stalled_writes": "WritesStalled = true",
-        }
-        for name, condition in conditions.items():
-            # An engine that cannot count them leaves the number unknown (null), not the API down.
-            with suppress(RPCError):
-                counts[name] = (await temporal.count_workflows(f"{running} AND {condition}")).count
+        counts = await count_trouble(temporal, settings.task_queue)
     if not await records_reachable(request.app.state.engine):
         down.append("database")
     if down:

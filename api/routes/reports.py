@@ -93,15 +93,19 @@ def as_csv(report: kpis.KpiReport) -> str:
     """A row per group, a column per figure (dotted: `first_response_hours.p80`); every SLA
     clock and priority has its column, so each report has the same columns."""
     every_breach = {str(clock): dict.fromkeys(map(str, Priority), 0) for clock in Clock}
-    rows = []
-    for group in report.groups or [kpis.blank_group(report.targets)]:
+
+    def row(group: kpis.KpiGroup) -> dict[str, Any]:
         breaches = {
             clock: by_priority | group.sla_breaches.get(clock, {})
             for clock, by_priority in every_breach.items()
         }
-        rows.append(flat(group.model_dump(mode="json") | {"sla_breaches": breaches}))
+        return flat(group.model_dump(mode="json") | {"sla_breaches": breaches})
+
+    rows = [row(group) for group in report.groups]
+    # A report with no groups still names its columns.
+    columns = list(rows[0] if rows else row(kpis.blank_group(report.targets)))
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows if report.groups else [])
+    writer.writerows(rows)
     return out.getvalue()

@@ -25,7 +25,6 @@ import base64
 import json
 import secrets
 import sqlite3
-import subprocess
 from collections.abc import AsyncIterator, Iterator
 from contextlib import closing
 from dataclasses import dataclass
@@ -136,12 +135,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     service.env["REPAIRFLOW_ARCHIVE_INTERVAL_SECONDS"] = "1"
     service.up()
     yield service
-    if service.process is not None and service.process.poll() is None:
-        try:
-            service.ctrl_c()
-        except subprocess.TimeoutExpired:
-            service.process.kill()
-            service.process.wait()
+    service.stop()
 
 
 def running(service: Service) -> bool:

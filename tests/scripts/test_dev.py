@@ -24,13 +24,7 @@ from tests.service import ROOT, Service, listening
 def service(tmp_path: Path) -> Iterator[Service]:
     service = Service(tmp_path)
     yield service
-    if service.process is not None and service.process.poll() is None:
-        # A test that failed half-way: Ctrl-C stops the services the command started too.
-        try:
-            service.ctrl_c()
-        except subprocess.TimeoutExpired:
-            service.process.kill()
-            service.process.wait()
+    service.stop()
 
 
 def samples(text: str) -> dict[tuple[str, str, str, str], float]:
