@@ -20,8 +20,14 @@ class Template(StrEnum):
     TECHNICIAN_ASSIGNED = "technician_assigned"
     APPOINTMENT_CONFIRMED = "appointment_confirmed"
     APPOINTMENT_CONFIRMED_WITH_FEE = "appointment_confirmed_with_fee"  # a chargeable order's
+    APPOINTMENT_REMINDER = "appointment_reminder"  # the day before
     DELAY = "delay"
     QUOTE_TO_APPROVE = "quote_to_approve"
+    PARTS_AWAITED = "parts_awaited"
+    DEVICE_TO_WORKSHOP = "device_to_workshop"
+    DEVICE_BACK = "device_back"
+    SAFETY_STOP = "safety_stop"
+    SAFETY_CLEARED = "safety_cleared"
     WORK_DONE = "work_done"
     SURVEY = "survey"
     WARRANTY_REMINDER = "warranty_reminder"

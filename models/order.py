@@ -206,6 +206,12 @@ def local_time_text(moment: datetime, policy: Policy) -> str:
     return f"{moment.astimezone(ZoneInfo(policy.timezone)):%Y-%m-%d %H:%M}"
 
 
+def reminder_time(window: "TimeWindow", policy: Policy) -> datetime:
+    """When the customer is reminded of a visit: at opening time the day before it."""
+    day_before = local_date(window.start, policy) - timedelta(days=1)
+    return datetime.combine(day_before, policy.business_hours.start, ZoneInfo(policy.timezone))
+
+
 def settle_warranty(appliance: Appliance, booked_on: date, policy: Policy) -> Warranty:
     """Product warranty as of the booking day: in warranty needs proof and a date inside it."""
     if not appliance.proof_of_purchase or appliance.purchase_date is None:
@@ -666,6 +672,9 @@ class DiagnosisInput(Strict):
 class PartsInput(Strict):
     actor: Actor
     parts: tuple[PartRequest, ...] = Field(min_length=1)
+    # When the parts should arrive, as the customer is told; by default the parts-dispatch
+    # deadline (policy visit.parts_dispatch).
+    expected_by: Moment | None = None
 
 
 class HazardInput(Strict):

@@ -96,7 +96,7 @@ def create_actor(role: Role = Role.STAFF, **overrides: Any) -> Actor:
 def create_order_input(
     order_id: str, *, booked_at: datetime | None = None, **overrides: Any
 ) -> OrderInput:
-    policy = overrides.pop("policy", Policy())
+    policy = overrides.pop("policy", None) or create_policy()
     booking = order_booking(overrides.pop("booking", create_booking()))
     booked_at = booked_at or datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
     return OrderInput(
@@ -143,9 +143,14 @@ def create_window(start: datetime, *, hours: int = 2) -> TimeWindow:
     return TimeWindow(start=start, end=start + timedelta(hours=hours))
 
 
+# The price list the test orders are quoted from (the built-in policy publishes none).
+PRICE_LIST = {"replace thermostat": "120.00"}
+
+
 def create_policy(**sections: Any) -> Policy:
-    """A policy as the TOML file would give it, e.g. create_policy(visit={"max_rework": 0})."""
-    return Policy.model_validate(sections)
+    """A policy as the TOML file would give it, e.g. create_policy(visit={"max_rework": 0}),
+    with the test price list unless `charges` says otherwise."""
+    return Policy.model_validate({"charges": {"labour": PRICE_LIST}} | sections)
 
 
 def create_diagnosis(**overrides: Any) -> Diagnosis:
@@ -155,7 +160,7 @@ def create_diagnosis(**overrides: Any) -> Diagnosis:
 
 def create_quote_request(**overrides: Any) -> QuoteRequest:
     fields: dict[str, Any] = {
-        "items": (QuoteItem(description="replace thermostat", amount=Decimal("120.00")),),
+        "items": (QuoteItem(description="replace thermostat"),),  # priced from the list
     }
     return QuoteRequest(**(fields | overrides))
 

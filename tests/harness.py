@@ -68,6 +68,7 @@ from tests.factories import (
     create_booking,
     create_diagnosis,
     create_order_input,
+    create_policy,
     create_service_record,
     create_window,
 )
@@ -174,7 +175,8 @@ class Harness:
         appliance = create_appliance(warranty, booked_on=now.date(), category=category)
         return await self.start(
             await self.order_input(
-                booking=create_booking(appliance=appliance, **booking), policy=policy or Policy()
+                booking=create_booking(appliance=appliance, **booking),
+                policy=policy or create_policy(),
             )
         )
 

@@ -67,6 +67,7 @@ with workflow.unsafe.imports_passed_through():
         WindowInput,
         local_date,
         owns_order,
+        reminder_time,
         visit_day,
         window_problem,
     )
@@ -90,6 +91,7 @@ LOCAL_MESSAGES = "messages-from-the-worker"
 ERASURE = "personal-data-erasure"
 WITHDRAW_OFFER_ON_CANCEL = "withdraw-offer-on-cancel"
 COMPLAINT_FILED_NOTICE = "complaint-filed-notice"
+CUSTOMER_KEPT_INFORMED = "customer-kept-informed"
 # The erasure is owed: scheduling it is retried until the engine takes it.
 SCHEDULE_ERASURE_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1))
 # Escalation reasons are codes: the timeline shows them, the notification words them per locale.
@@ -155,6 +157,10 @@ class RepairOrderWorkflow:
         self._recheck_under_lock = workflow.patched(RECHECK_UNDER_LOCK)
         batched_records = workflow.patched(BATCHED_RECORDS)
         local_messages = workflow.patched(LOCAL_MESSAGES)
+        # Orders booked before this were not told of parts, the workshop, safety stops, nor
+        # reminded the day before their visit.
+        self._keep_customer_informed = workflow.patched(CUSTOMER_KEPT_INFORMED)
+        self._confirmations = 0  # the reminder is for the latest confirmed appointment only
         self.effects = Effects(
             self.order,
             self.policy,
@@ -570,7 +576,23 @@ class RepairOrderWorkflow:
                 )
             else:
                 self.effects.notify(Template.APPOINTMENT_CONFIRMED, Recipient.CUSTOMER)
+            if self._keep_customer_informed:
+                self._confirmations += 1
+                self._spawn(self._remind_day_before(input.window, self._confirmations))
         return self._answer(before)
+
+    async def _remind_day_before(self, appointment: TimeWindow, confirmation: int) -> None:
+        """Remind the customer of the visit the day before, unless it was moved meanwhile."""
+        remind_at = reminder_time(appointment, self.policy)
+        if remind_at <= workflow.now():
+            return  # confirmed too late for a reminder: the confirmation just told them
+        await sleep_until(remind_at)
+        if (
+            self._confirmations == confirmation
+            and self.order.appointment is not None
+            and self.order.stage == Stage.SCHEDULED
+        ):
+            self.effects.notify(Template.APPOINTMENT_REMINDER, Recipient.CUSTOMER)
 
     @confirm_appointment.validator
     def _may_confirm_appointment(self, input: WindowInput) -> None:
@@ -676,11 +698,24 @@ class RepairOrderWorkflow:
             self.clocks.start(Clock.PARTS_DISPATCH, self.policy.visit.parts_dispatch)
             parts = ", ".join(f"{p.qty} x {p.part_no}" for p in input.parts)
             self._move_to(Stage.WAITING_PARTS, str(input.actor), parts)
+            if self._keep_customer_informed:
+                expected = input.expected_by or self.order.sla[Clock.PARTS_DISPATCH].deadline
+                self.effects.notify(
+                    Template.PARTS_AWAITED,
+                    Recipient.CUSTOMER,
+                    expected=self.effects.local(expected),
+                )
         return self._answer(before)
 
     @request_parts.validator
     def _may_request_parts(self, input: PartsInput) -> None:
         self._check(Action.REQUEST_PARTS, input.actor)
+        if (
+            input.expected_by is not None
+            and not self._rechecking
+            and input.expected_by <= workflow.now()
+        ):
+            raise refused(self.order, Action.REQUEST_PARTS, "expected_by is not in the future")
 
     @workflow.update
     async def parts_arrived(self, input: ActorInput) -> ActionDone:
@@ -700,6 +735,13 @@ class RepairOrderWorkflow:
             self.clocks.pause(Clock.GENERAL_REPAIR)
             self.clocks.start(Clock.WORKSHOP_REPAIR, self.policy.visit.workshop_repair)
             self._move_to(Stage.IN_WORKSHOP, str(input.actor), "device taken to the workshop")
+            if self._keep_customer_informed:
+                expected = self.order.sla[Clock.WORKSHOP_REPAIR].deadline
+                self.effects.notify(
+                    Template.DEVICE_TO_WORKSHOP,
+                    Recipient.CUSTOMER,
+                    expected=self.effects.local(expected),
+                )
         return self._answer(before)
 
     @to_workshop.validator
@@ -712,6 +754,8 @@ class RepairOrderWorkflow:
             self.clocks.stop(Clock.WORKSHOP_REPAIR)
             self.clocks.resume(Clock.GENERAL_REPAIR)
             self._move_to(Stage.ON_SITE, str(input.actor), "device returned")
+            if self._keep_customer_informed:
+                self.effects.notify(Template.DEVICE_BACK, Recipient.CUSTOMER)
         return self._answer(before)
 
     @back_from_workshop.validator
@@ -726,6 +770,8 @@ class RepairOrderWorkflow:
             self.clocks.pause(Clock.GENERAL_REPAIR)
             self._move_to(Stage.SAFETY_STOP, str(input.actor), input.description)
             self._escalate("safety_stop", "supervisor")
+            if self._keep_customer_informed:
+                self.effects.notify(Template.SAFETY_STOP, Recipient.CUSTOMER)
         return self._answer(before)
 
     @report_hazard.validator
@@ -738,6 +784,8 @@ class RepairOrderWorkflow:
             self.order.hazard = None
             self.clocks.resume(Clock.GENERAL_REPAIR)
             self._move_to(Stage.ON_SITE, str(input.actor), input.note)
+            if self._keep_customer_informed:
+                self.effects.notify(Template.SAFETY_CLEARED, Recipient.CUSTOMER)
         return self._answer(before)
 
     @clear_hazard.validator

@@ -39,12 +39,12 @@ from activities.notifications.channels import (
     error_kind,
 )
 from activities.notifications.routing import route
-from activities.notifications.templates import Rendered, render
+from activities.notifications.templates import NAMING_THE_TECHNICIAN, Rendered, render
 from core.codec import KeyRing
 from core.personal import Opener
 from core.settings import CHANNEL_NAMES, ChannelName, Settings
 from models.notification import NotificationInput
-from models.records import NotificationRow
+from models.records import NotificationRow, TechnicianRow
 
 # A row's status: claimed and being handed over, or handed over and not yet confirmed
 SENDING: Final = "sending"
@@ -92,7 +92,7 @@ class NotificationActivities:
     @activity.defn(name="send_notification")
     async def send_notification(self, input: NotificationInput) -> None:
         """Render the message, claim its key, deliver it and confirm it: once per key."""
-        text = render(input.template, input.locale, input.params | {"order_id": input.order_id})
+        text = render(input.template, input.locale, await self._params(input))
         row = await self._recorded(input.key)
         if row is None:
             row = await self._claim(input, text)
@@ -112,6 +112,16 @@ class NotificationActivities:
             activity.logger.warning("notification unconfirmed", extra=self._about(input, row))
             raise undeliverable(input, CUT_OFF)
         await self._deliver(input, row, text)
+
+    async def _params(self, input: NotificationInput) -> dict[str, str]:
+        params = input.params | {"order_id": input.order_id}
+        technician_id = params.get("technician_id")
+        if input.template in NAMING_THE_TECHNICIAN and technician_id:
+            async with AsyncSession(self.engine) as session:
+                technician = await session.get(TechnicianRow, technician_id)
+            if technician is not None:
+                params["technician_name"] = technician.name
+        return params
 
     async def _deliver(
         self, input: NotificationInput, row: NotificationRow, text: Rendered

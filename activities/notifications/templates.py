@@ -16,6 +16,13 @@ Locale = Literal["zh", "en"]
 MISSING: Final = "—"
 
 
+# Messages that name the technician coming to the door: the delivery fills in
+# `technician_name` from the registry, so the name never enters the order's history.
+NAMING_THE_TECHNICIAN: Final = frozenset(
+    {Template.TECHNICIAN_ASSIGNED, Template.APPOINTMENT_REMINDER}
+)
+
+
 class Wording(NamedTuple):
     subject: str
     body: str
@@ -37,13 +44,13 @@ TEMPLATES: Final[Mapping[Template, Mapping[Locale, Wording]]] = {
     Template.TECHNICIAN_ASSIGNED: {
         "zh": Wording(
             "已为您安排维修师傅",
-            "您的报修单 {order_id} 已由工号 {technician_id} 的师傅接单，"
-            "师傅将尽快与您联系，确认上门时间。",
+            "您的报修单 {order_id} 已由 {technician_name} 师傅（工号 {technician_id}）接单，"
+            "师傅将尽快与您联系，确认上门时间。上门时请核对师傅的工号。",
         ),
         "en": Wording(
             "A technician is on your job",
-            "Technician {technician_id} has taken repair order {order_id} and will contact"
-            " you soon to agree a visit time.",
+            "{technician_name} (work ID {technician_id}) has taken repair order {order_id} and"
+            " will contact you soon to agree a visit time. Please check the work ID at the door.",
         ),
     },
     Template.APPOINTMENT_CONFIRMED: {
@@ -70,6 +77,19 @@ TEMPLATES: Final[Mapping[Template, Mapping[Locale, Wording]]] = {
             " of {fee}.",
         ),
     },
+    Template.APPOINTMENT_REMINDER: {
+        "zh": Wording(
+            "明日上门提醒",
+            "提醒您：报修单 {order_id} 的维修师傅 {technician_name}（工号 {technician_id}）"
+            "将于 {window} 上门，届时请确保家中有人。如需改约，请尽早联系我们。",
+        ),
+        "en": Wording(
+            "Your visit is tomorrow",
+            "A reminder: {technician_name} (work ID {technician_id}) comes for repair order"
+            " {order_id} during {window}. Please make sure someone is at home, or contact us"
+            " soon to change the time.",
+        ),
+    },
     Template.DELAY: {
         "zh": Wording(
             "上门时间延误",
@@ -92,6 +112,64 @@ TEMPLATES: Final[Mapping[Template, Mapping[Locale, Wording]]] = {
             "Please approve the quote",
             "Repair order {order_id} needs chargeable work; the quote comes to {total}."
             " Please approve or decline it. No chargeable work is done before you approve.",
+        ),
+    },
+    Template.PARTS_AWAITED: {
+        "zh": Wording(
+            "正在等待配件",
+            "您的报修单 {order_id} 需要更换配件，配件已在调配中，预计 {expected} 前到达。"
+            "配件到达后师傅将继续维修。",
+        ),
+        "en": Wording(
+            "Waiting for parts",
+            "Repair order {order_id} needs parts, which are on their way and expected by"
+            " {expected}. The technician carries on once they arrive.",
+        ),
+    },
+    Template.DEVICE_TO_WORKSHOP: {
+        "zh": Wording(
+            "设备已送修",
+            "您的报修单 {order_id} 的设备已由师傅带回维修点检修，预计 {expected} 前修好送回。",
+        ),
+        "en": Wording(
+            "Your appliance went to the workshop",
+            "The technician has taken the appliance of repair order {order_id} to the workshop;"
+            " it is expected back by {expected}.",
+        ),
+    },
+    Template.DEVICE_BACK: {
+        "zh": Wording(
+            "设备已送回",
+            "您的报修单 {order_id} 的设备已从维修点送回，师傅将完成后续维修。",
+        ),
+        "en": Wording(
+            "Your appliance is back",
+            "The appliance of repair order {order_id} is back from the workshop; the technician"
+            " finishes the repair on site.",
+        ),
+    },
+    Template.SAFETY_STOP: {
+        "zh": Wording(
+            "维修因安全原因暂停",
+            "您的报修单 {order_id} 现场发现安全隐患，维修已暂停，主管正在处理。"
+            "为了您的安全，请勿自行使用该设备，排除隐患后我们会通知您。",
+        ),
+        "en": Wording(
+            "Work stopped for safety",
+            "Work on repair order {order_id} has stopped: the technician found a safety hazard"
+            " and a supervisor is dealing with it. For your safety, do not use the appliance;"
+            " we will tell you once it is safe.",
+        ),
+    },
+    Template.SAFETY_CLEARED: {
+        "zh": Wording(
+            "安全隐患已排除",
+            "您的报修单 {order_id} 的安全隐患已排除，师傅将继续维修。",
+        ),
+        "en": Wording(
+            "Safe to carry on",
+            "The safety hazard on repair order {order_id} has been cleared; the technician"
+            " carries on with the repair.",
         ),
     },
     Template.WORK_DONE: {

@@ -8,6 +8,7 @@ caller alone), the input's own fields minus the caller, or one model the input w
 import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Response, status
@@ -30,7 +31,7 @@ from core.personal import Opener, seal, sealed_key_id
 from core.queries import technician_qualifications
 from core.settings import Settings
 from models.actions import ACTIONS, Action
-from models.fields import ShortText, Text
+from models.fields import Moment, ShortText, Text
 from models.order import (
     AcceptanceInput,
     ActionDone,
@@ -97,6 +98,11 @@ class DiagnosisBody(Body):
 
 class PartsBody(Body):
     parts: tuple[PartRequest, ...] = Field(min_length=1)
+    expected_by: Moment | None = Field(
+        default=None,
+        description="when the parts should arrive, as the customer is told; by default the"
+        " parts-dispatch deadline",
+    )
 
 
 class HazardBody(Body):
@@ -168,6 +174,12 @@ async def appointment_fits(call: ActionCall) -> None:
     if technician_id is not None and technician_id == call.caller.technician_id:
         agreed = order.model_copy(update={"appointment": call.body})
         await check_qualified(call, agreed, technician_id, Action.CONFIRM_APPOINTMENT)
+
+
+async def parts_expected_later(call: ActionCall) -> None:
+    expected_by = call.body.expected_by
+    if expected_by is not None and expected_by <= datetime.now(UTC):
+        raise Unprocessable("body.expected_by: must be in the future")
 
 
 async def technician_fits(call: ActionCall) -> None:
@@ -283,6 +295,7 @@ ROUTES = (
         "A part is needed; the order waits for it.",
         PartsBody,
         fields_of(PartsInput),
+        parts_expected_later,
     ),
     ActionRoute(
         Action.PARTS_ARRIVED,

@@ -2,6 +2,7 @@ import io
 import json
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -21,7 +22,7 @@ from activities.notifications import (
     route,
 )
 from models.notification import Contact, NotificationInput, Recipient, Template
-from models.records import NotificationRow
+from models.records import NotificationRow, TechnicianRow
 
 PHONE = "+86 138 0013 8000"
 EMAIL = "li.wei@example.com"
@@ -39,6 +40,8 @@ PARAMS = {
     "fee": "50.00 CNY",
     "category": "gas_stove",
     "region": "pudong",
+    "expected": "2026-11-22 18:00",
+    "technician_name": "Wang Fang",
 }
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
@@ -144,6 +147,45 @@ class TestSendNotification:
         )
         assert (row.template, row.recipient, row.error) == ("booking_confirmed", "customer", None)
         assert row.created_at is not None
+
+    async def test_customer_is_told_the_name_and_work_id_of_who_comes(
+        self, engine: AsyncEngine
+    ) -> None:
+        """The registry's name goes with the work ID; the order's history holds only the ID."""
+        now = datetime.now(UTC)
+        async with AsyncSession(engine) as session, session.begin():
+            session.add(
+                TechnicianRow(
+                    id="T-0042",
+                    name="Wang Fang",
+                    phone="+86 139 0000 0000",
+                    skills=["refrigerator"],
+                    regions=["pudong"],
+                    certificates=[],
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        input = create_notification_input(
+            key="RF261120-ABC123:5:technician_assigned:customer",
+            template=Template.TECHNICIAN_ASSIGNED,
+            locale="en",
+            params={"technician_id": "T-0042"},
+        )
+        await send(NotificationActivities(engine), input)
+        (row,) = await notification_rows(engine)
+        assert row.body.startswith(
+            "Wang Fang (work ID T-0042) has taken repair order RF261120-ABC123"
+        )
+
+    async def test_unknown_technician_leaves_a_dash_for_the_name(self, engine: AsyncEngine) -> None:
+        input = create_notification_input(
+            template=Template.APPOINTMENT_REMINDER, params={"technician_id": "T-0404"}
+        )
+        await send(NotificationActivities(engine), input)
+        (row,) = await notification_rows(engine)
+        assert f"{MISSING}（工号 T-0404）" in row.body  # noqa: RUF001
+        assert row.status == "sent"
 
     async def test_english_speaking_customer_reads_english(self, engine: AsyncEngine) -> None:
         """A customer who chose English gets the English wording."""

@@ -7,8 +7,11 @@ from decimal import Decimal
 
 import httpx
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlmodel import col, select
 from temporalio.client import Client
 
+from models.records import NotificationRow
 from tests.api.client import Auth
 from tests.api.drive import (
     DIAGNOSIS,
@@ -508,6 +511,36 @@ class TestParts:
         assert "parts_dispatch" in body["sla"]
         assert body["sla"]["general_repair"]["paused"] is True
         assert "1 x CMP-9" in body["timeline"][-1]["detail"]
+
+    async def test_the_customer_is_told_when_the_parts_are_expected(
+        self, api: httpx.AsyncClient, drive: Drive, records_engine: AsyncEngine
+    ) -> None:
+        order = await drive("diagnosed")
+        expected_by = "2099-01-05T10:00:00+08:00"
+        parts = {"parts": [{"part_no": "CMP-9", "qty": 1}], "expected_by": expected_by}
+        response = await api.post(f"{order.url}/parts", json=parts, headers=order.by("technician"))
+        assert response.status_code == 200, response.text
+
+        async def told() -> list[NotificationRow]:
+            async with AsyncSession(records_engine) as session:
+                rows = await session.scalars(
+                    select(NotificationRow).where(
+                        col(NotificationRow.order_id) == order.order_id,
+                        col(NotificationRow.template) == "parts_awaited",
+                    )
+                )
+                return list(rows)
+
+        (row,) = await eventually(told, lambda rows: len(rows) == 1)
+        assert "2099-01-05 10:00" in row.body
+
+    async def test_parts_expected_in_the_past_are_422(
+        self, api: httpx.AsyncClient, drive: Drive
+    ) -> None:
+        order = await drive("diagnosed")
+        parts = {"parts": [{"part_no": "CMP-9", "qty": 1}], "expected_by": "2020-01-01T00:00:00Z"}
+        body = await refused(api, order, "parts", by=order.by("technician"), status=422, json=parts)
+        assert body["detail"] == "body.expected_by: must be in the future"
 
     async def test_other_roles_are_refused(self, api: httpx.AsyncClient, drive: Drive) -> None:
         """Only the technician orders parts."""

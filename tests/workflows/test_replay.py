@@ -27,16 +27,20 @@ from models.order import (
     ActorInput,
     CancelInput,
     ComplaintState,
+    HazardInput,
+    NoteInput,
+    PartRequest,
+    PartsInput,
     ReasonInput,
     Stage,
     WarrantyStatus,
 )
-from models.policy import Policy
 from tests.factories import (
     create_appliance,
     create_booking,
     create_candidate,
     create_order_input,
+    create_policy,
     create_quote_request,
 )
 from tests.harness import (
@@ -84,7 +88,7 @@ async def book(harness: Harness, order_id: str, warranty: WarrantyStatus) -> Han
     now = await harness.now()
     booking = create_booking(appliance=create_appliance(warranty, booked_on=now.date()))
     return await harness.start(
-        create_order_input(order_id, booked_at=now, booking=booking, policy=Policy())
+        create_order_input(order_id, booked_at=now, booking=booking, policy=create_policy())
     )
 
 
@@ -191,6 +195,36 @@ async def complaint(harness: Harness) -> list[Handle]:
     return [order, complaint]  # type: ignore[list-item]
 
 
+async def site_news(harness: Harness) -> list[Handle]:
+    """In warranty, the customer kept informed: the visit two days ahead is reminded the day
+    before; on site parts are awaited, the appliance goes to the workshop and back, work stops
+    for a hazard until a supervisor clears it; repaired, accepted, closed."""
+    handle = await book(harness, "site_news", WarrantyStatus.IN_WARRANTY)
+    await assign(handle)
+    await confirm_appointment(harness, handle, in_hours=48)
+    await harness.env.sleep(timedelta(hours=47))
+    await check_in(handle)
+    parts = (PartRequest(part_no="TH-220", qty=1),)
+    await handle.execute_update(
+        RepairOrderWorkflow.request_parts, PartsInput(actor=technician(), parts=parts)
+    )
+    await handle.execute_update(RepairOrderWorkflow.parts_arrived, ActorInput(actor=staff()))
+    await handle.execute_update(RepairOrderWorkflow.to_workshop, ActorInput(actor=technician()))
+    await handle.execute_update(
+        RepairOrderWorkflow.back_from_workshop, ActorInput(actor=technician())
+    )
+    await handle.execute_update(
+        RepairOrderWorkflow.report_hazard, HazardInput(actor=technician(), description="smoke")
+    )
+    await handle.execute_update(
+        RepairOrderWorkflow.clear_hazard, NoteInput(actor=supervisor(), note="cleared")
+    )
+    await diagnose(handle)
+    await finish(handle)
+    await accept(handle)
+    return [handle]
+
+
 SCENARIOS: dict[str, Scenario] = {
     "offer_accepted": offer_accepted,
     "happy_path": happy_path,
@@ -200,6 +234,7 @@ SCENARIOS: dict[str, Scenario] = {
     "cancellation": cancellation,
     "complaint": complaint,
     "stalled_write": stalled_write,
+    "site_news": site_news,
 }
 FINAL = {"cancellation": Stage.CANCELLED}
 
