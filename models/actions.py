@@ -21,6 +21,7 @@ class Action(StrEnum):
     CONFIRM_APPOINTMENT = "confirm_appointment"
     CHECK_IN = "check_in"
     DIAGNOSE = "diagnose"
+    AUTHORIZE_QUOTE = "authorize_quote"
     APPROVE_QUOTE = "approve_quote"
     DECLINE_QUOTE = "decline_quote"
     REQUEST_PARTS = "request_parts"
@@ -111,6 +112,12 @@ ACTIONS: dict[Action, ActionRule] = {
         "the job must be assigned and not started",
     ),
     Action.DIAGNOSE: ActionRule(ON_THE_JOB, ON_SITE, "diagnose", "diagnosis happens on site"),
+    Action.AUTHORIZE_QUOTE: ActionRule(
+        frozenset({Role.SUPERVISOR}),
+        ON_SITE_WORK,
+        "authorize the quote",
+        "the quote is decided during the visit",
+    ),
     Action.APPROVE_QUOTE: ActionRule(
         FOR_THE_CUSTOMER, ON_SITE_WORK, "approve the quote", "the quote is decided during the visit"
     ),

@@ -326,6 +326,7 @@ class QuoteRequest(Strict):
 
 
 class QuoteStatus(StrEnum):
+    AWAITING_SUPERVISOR = "awaiting_supervisor"  # off-list prices, before the customer sees it
     PENDING = "pending"
     APPROVED = "approved"
     DECLINED = "declined"
@@ -516,11 +517,17 @@ class Order(BaseModel):
 
     @property
     def chargeable(self) -> bool:
-        """Whether the customer pays: out of warranty, no proof, or an exclusion found on site.
-        A warranty-claim order is always free."""
+        """Whether the customer pays: out of warranty, no proof, or an exclusion found on site
+        (on a warranty-claim order, only with a quote for it)."""
+        return self.chargeable_with(self.diagnosis, quoted=self.quote is not None)
+
+    def chargeable_with(self, diagnosis: Diagnosis | None, *, quoted: bool) -> bool:
+        """Whether the customer would pay after this diagnosis. A warranty claim is repaired
+        free; misuse found on it is charged only through a quote the customer consents to
+        (claim orders diagnosed before that rule, with no quote, stay free)."""
+        excluded = diagnosis is not None and diagnosis.warranty_exclusion is not None
         if self.claim_of is not None:
-            return False
-        excluded = self.diagnosis is not None and self.diagnosis.warranty_exclusion is not None
+            return excluded and quoted
         return self.warranty.status != WarrantyStatus.IN_WARRANTY or excluded
 
     def snapshot(self, now: datetime, policy: Policy) -> "OrderSnapshot":

@@ -41,10 +41,21 @@ def unpriced_items(request: QuoteRequest, policy: Policy, category: Category) ->
     ]
 
 
+def off_list_items(request: QuoteRequest, policy: Policy, category: Category) -> list[str]:
+    """Labour items whose amount the category's price list does not give: not on it, or at
+    another price. A supervisor approves them before the customer sees the quote."""
+    labour = policy.charges.labour_for(category)
+    return [
+        item.description
+        for item in request.items
+        if item.amount is not None and labour.get(item.description) != item.amount
+    ]
+
+
 def settled_charges(order: Order) -> Charges:
     """The approved quote is what the customer pays; without one, the repair is free. A
-    warranty claim is repaired free, quote or not."""
-    quote = None if order.claim_of is not None else order.quote
+    warranty claim is repaired free, quote or not, unless misuse found on it was quoted."""
+    quote = order.quote if order.claim_of is None or order.chargeable else None
     approved = quote is not None and quote.status == QuoteStatus.APPROVED
     return Charges(
         currency=order.charges.currency, lines=quote.lines if quote is not None and approved else ()

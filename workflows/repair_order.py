@@ -63,7 +63,6 @@ with workflow.unsafe.imports_passed_through():
         Stage,
         SurveyInput,
         TimeWindow,
-        WarrantyStatus,
         WindowInput,
         local_date,
         owns_order,
@@ -71,7 +70,15 @@ with workflow.unsafe.imports_passed_through():
         visit_day,
         window_problem,
     )
-    from models.pricing import charges_of, money, price, settled_charges, unpriced_items, visit_fee
+    from models.pricing import (
+        charges_of,
+        money,
+        off_list_items,
+        price,
+        settled_charges,
+        unpriced_items,
+        visit_fee,
+    )
     from models.technician import Candidate, CandidateQuery
 
 from workflows.actions import failing_only_the_action
@@ -92,6 +99,9 @@ ERASURE = "personal-data-erasure"
 WITHDRAW_OFFER_ON_CANCEL = "withdraw-offer-on-cancel"
 COMPLAINT_FILED_NOTICE = "complaint-filed-notice"
 CUSTOMER_KEPT_INFORMED = "customer-kept-informed"
+FREE_REPAIR_GOES_ON = "declined-extras-keep-the-free-repair"
+DIAGNOSIS_WITHDRAWS_QUOTE = "diagnosis-withdraws-quote"
+OFF_LIST_PRICES = "off-list-prices-need-a-supervisor"
 # The erasure is owed: scheduling it is retried until the engine takes it.
 SCHEDULE_ERASURE_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1))
 # Escalation reasons are codes: the timeline shows them, the notification words them per locale.
@@ -618,6 +628,8 @@ class RepairOrderWorkflow:
 
     @workflow.update
     async def diagnose(self, input: DiagnosisInput) -> ActionDone:
+        """The fault found; its quote replaces any earlier one, and a diagnosis without a quote
+        withdraws it."""
         async with self._acting(self._may_diagnose, input) as before:
             self.order.diagnosis = input.diagnosis
             detail = input.diagnosis.fault_cause
@@ -625,23 +637,34 @@ class RepairOrderWorkflow:
                 detail += f" (not covered: {input.diagnosis.warranty_exclusion})"
             self.effects.log(str(input.actor), "diagnosed", detail)
             if input.quote is not None:
-                self.order.quote = self._price(input.quote)
-                self.effects.log(
-                    str(input.actor), "quoted", money(self.order.quote.total, self.order)
-                )
-                self.effects.notify(
-                    Template.QUOTE_TO_APPROVE,
-                    Recipient.CUSTOMER,
-                    total=money(self.order.quote.total, self.order),
-                )
+                self._offer_quote(input.quote, str(input.actor))
+            # Orders diagnosed again before this kept their earlier quote.
+            elif self.order.quote is not None and workflow.patched(DIAGNOSIS_WITHDRAWS_QUOTE):
+                self.order.quote = None
+                self.effects.log(str(input.actor), "quote withdrawn", "the diagnosis needs none")
         return self._answer(before)
+
+    def _offer_quote(self, request: QuoteRequest, actor: str) -> None:
+        """Price the quote and put it to the customer; a labour amount off the price list goes
+        to a supervisor first (orders quoted before this went straight to the customer)."""
+        replacing = self.order.quote is not None
+        quote = self._price(request)
+        total = money(quote.total, self.order)
+        action = "quote replaced" if replacing else "quoted"
+        off_list = off_list_items(request, self.policy, self.order.category)
+        if off_list and workflow.patched(OFF_LIST_PRICES):
+            self.order.quote = quote.model_copy(update={"status": QuoteStatus.AWAITING_SUPERVISOR})
+            self.effects.log(actor, action, f"{total}; off the price list: {', '.join(off_list)}")
+            self._escalate("quote_off_list", "supervisor")
+            return
+        self.order.quote = quote
+        self.effects.log(actor, action, total)
+        self.effects.notify(Template.QUOTE_TO_APPROVE, Recipient.CUSTOMER, total=total)
 
     @diagnose.validator
     def _may_diagnose(self, input: DiagnosisInput) -> None:
         self._check(Action.DIAGNOSE, input.actor)
-        excluded = input.diagnosis.warranty_exclusion is not None
-        covered = self.order.warranty.status == WarrantyStatus.IN_WARRANTY and not excluded
-        if self.order.claim_of is None and not covered and input.quote is None:
+        if input.quote is None and self.order.chargeable_with(input.diagnosis, quoted=True):
             raise refused(self.order, Action.DIAGNOSE, "a chargeable repair needs a quote")
         if input.quote is not None and (
             unpriced := unpriced_items(input.quote, self.policy, self.order.category)
@@ -651,6 +674,24 @@ class RepairOrderWorkflow:
                 Action.DIAGNOSE,
                 f"'{unpriced[0]}' has no amount and is not on the price list",
             )
+
+    @workflow.update
+    async def authorize_quote(self, input: ActorInput) -> ActionDone:
+        """A supervisor accepts the quote's off-list prices; then the customer sees it."""
+        async with self._acting(self._may_authorize_quote, input) as before:
+            quote = self._quote().model_copy(update={"status": QuoteStatus.PENDING})
+            self.order.quote = quote
+            total = money(quote.total, self.order)
+            self.effects.log(str(input.actor), "quote authorized", total)
+            self.effects.notify(Template.QUOTE_TO_APPROVE, Recipient.CUSTOMER, total=total)
+        return self._answer(before)
+
+    @authorize_quote.validator
+    def _may_authorize_quote(self, input: ActorInput) -> None:
+        self._check(Action.AUTHORIZE_QUOTE, input.actor)
+        quote = self.order.quote
+        if quote is None or quote.status != QuoteStatus.AWAITING_SUPERVISOR:
+            raise refused(self.order, Action.AUTHORIZE_QUOTE, "no quote waits for a supervisor")
 
     @workflow.update
     async def approve_quote(self, input: ActorInput) -> ActionDone:
@@ -667,12 +708,18 @@ class RepairOrderWorkflow:
 
     @workflow.update
     async def decline_quote(self, input: ActorInput) -> ActionDone:
-        """A declined quote ends the job: the visit fee (if chargeable) and no warranty window."""
+        """On a free order the quote holds only extras: declining them, the free repair goes on.
+        Otherwise it ends the job: the visit fee and no warranty window."""
         async with self._acting(self._may_decline_quote, input) as before:
             self.order.quote = self._quote().model_copy(update={"status": QuoteStatus.DECLINED})
-            self.effects.log(
-                str(input.actor), "quote declined", money(self.order.quote.total, self.order)
-            )
+            total = money(self.order.quote.total, self.order)
+            # Free orders that declined extras before this were closed unrepaired.
+            if not self.order.chargeable and workflow.patched(FREE_REPAIR_GOES_ON):
+                self.effects.log(
+                    str(input.actor), "quote declined", f"{total}; the free repair goes on"
+                )
+                return self._answer(before)
+            self.effects.log(str(input.actor), "quote declined", total)
             if self.order.chargeable:
                 self.order.charges = charges_of(self.order, [visit_fee(self.policy)])
             self.clocks.stop_all()
@@ -822,9 +869,10 @@ class RepairOrderWorkflow:
         if self.order.service_record is None:
             raise refused(self.order, Action.COMPLETE, "the service record is missing")
         quote = self.order.quote
-        if quote is not None and quote.status != QuoteStatus.APPROVED:
+        # A declined quote on a free order declined only its extras.
+        if quote is not None and quote.status not in (QuoteStatus.APPROVED, QuoteStatus.DECLINED):
             raise refused(self.order, Action.COMPLETE, "the quote is not approved by the customer")
-        if self.order.chargeable and quote is None:
+        if self.order.chargeable and (quote is None or quote.status != QuoteStatus.APPROVED):
             raise refused(
                 self.order, Action.COMPLETE, "a chargeable repair needs an approved quote"
             )
@@ -1112,11 +1160,19 @@ class RepairOrderWorkflow:
 
     def _check_quote_decision(self, actor: Actor, action: Action) -> None:
         self._check(action, actor)
+        if (
+            self.order.quote is not None
+            and self.order.quote.status == QuoteStatus.AWAITING_SUPERVISOR
+        ):
+            raise refused(
+                self.order, action, "its off-list prices wait for a supervisor's approval"
+            )
         if self.order.quote is None or self.order.quote.status != QuoteStatus.PENDING:
             raise refused(self.order, action, "there is no quote waiting for an answer")
 
     def _price(self, request: QuoteRequest) -> Quote:
-        return price(request, self.policy, self.order.category, chargeable=self.order.chargeable)
+        chargeable = self.order.chargeable_with(self.order.diagnosis, quoted=True)
+        return price(request, self.policy, self.order.category, chargeable=chargeable)
 
     # ---- clocks ---------------------------------------------------------------------------
 

@@ -345,6 +345,11 @@ REASONS: Final[Mapping[str, Mapping[Locale, str]]] = {
     "workshop_overdue": {"zh": "返厂维修超时", "en": "the workshop repair is overdue"},
     "parts_overdue": {"zh": "配件未按时到达", "en": "the parts have not arrived in time"},
     "safety_stop": {"zh": "现场存在安全隐患，已停工", "en": "work stopped for a safety hazard"},
+    "quote_off_list": {
+        "zh": "报价含价目表以外的工时费，需主管审批后才能发给客户",
+        "en": "the quote has labour prices off the price list; approve them before the customer"
+        " sees it",
+    },
     "rework_limit": {
         "zh": "客户多次拒绝验收，需要改派",
         "en": "the customer rejected the rework again; reassign the order",

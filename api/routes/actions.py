@@ -276,6 +276,14 @@ ROUTES = (
         diagnosis,
     ),
     ActionRoute(
+        Action.AUTHORIZE_QUOTE,
+        "/quote/authorize",
+        "A supervisor accepts a quote's labour prices that are off the price list; only then"
+        " is it put to the customer.",
+        None,
+        caller_only,
+    ),
+    ActionRoute(
         Action.APPROVE_QUOTE,
         "/quote/approve",
         "The customer consents to the quote.",
@@ -285,7 +293,8 @@ ROUTES = (
     ActionRoute(
         Action.DECLINE_QUOTE,
         "/quote/decline",
-        "The customer declines: only the visit fee is due and the order closes.",
+        "The customer declines: on a free order only the extras are dropped and the repair"
+        " goes on; otherwise only the visit fee is due and the order closes.",
         None,
         caller_only,
     ),

@@ -281,6 +281,7 @@ class TestReplay:
             ("assign", "staff:test-staff"),
             ("check_in", "technician:test-technician"),
             ("diagnose", "technician:test-technician"),
+            ("authorize_quote", "supervisor:test-supervisor"),  # its amount is off the list
             ("decline_quote", f"customer:{order_id}"),
         ]
         assign = next(e for e in report["timeline"] if e["name"] == "assign")

@@ -346,10 +346,11 @@ class TestDiagnosis:
         assert body["diagnosis"]["fault_cause"] == DIAGNOSIS["fault_cause"]
         assert "quote" not in body  # the answer names only what the action changed
 
-    async def test_out_of_warranty_fault_carries_a_pending_quote(
+    async def test_out_of_warranty_fault_carries_a_quote_with_the_visit_fee(
         self, api: httpx.AsyncClient, drive: Drive
     ) -> None:
-        """The quote waits for the customer and includes the visit fee."""
+        """The built-in policy publishes no labour prices: the quote's amount is off the list,
+        so it waits for a supervisor, and then for the customer."""
         order = await drive("checked_in", out_of_warranty=True)
         response = await api.post(
             f"{order.url}/diagnosis",
@@ -357,9 +358,16 @@ class TestDiagnosis:
             headers=order.by("technician"),
         )
         assert response.status_code == 200, response.text
-        quote = response.json()["quote"]
-        assert quote["status"] == "pending"
-        assert quote["total"] == str(Decimal("80.00") + Decimal("45.00") + VISIT_FEE)
+        body = response.json()
+        assert body["quote"]["status"] == "awaiting_supervisor"
+        assert body["quote"]["total"] == str(Decimal("80.00") + Decimal("45.00") + VISIT_FEE)
+        assert [(e["reason"], e["to"]) for e in body["escalations"]][-1] == (
+            "quote_off_list",
+            "supervisor",
+        )
+        authorized = await api.post(f"{order.url}/quote/authorize", headers=order.by("supervisor"))
+        assert authorized.status_code == 200, authorized.text
+        assert authorized.json()["quote"]["status"] == "pending"
 
     async def test_out_of_warranty_without_quote_is_409(
         self, api: httpx.AsyncClient, drive: Drive
@@ -415,6 +423,31 @@ class TestDiagnosis:
             api, order, "diagnosis", by=order.by("technician"), status=422, json=body
         )
         assert field in problem_body["detail"]
+
+
+class TestQuoteAuthorize:
+    async def test_the_customer_cannot_answer_before_the_supervisor(
+        self, api: httpx.AsyncClient, drive: Drive
+    ) -> None:
+        order = await drive("checked_in", out_of_warranty=True)
+        response = await api.post(
+            f"{order.url}/diagnosis",
+            json=DIAGNOSIS | {"quote": QUOTE},
+            headers=order.by("technician"),
+        )
+        assert response.status_code == 200, response.text
+        for path in ("quote/approve", "quote/decline"):
+            body = await refused(api, order, path, by=order.by("customer"), status=409)
+            assert "wait for a supervisor's approval" in body["detail"]
+        roles: list[Role] = ["staff", "technician", "customer", "auditor", "admin"]
+        statuses = await refused_for_roles(api, order, "quote/authorize", roles)
+        assert statuses == all_forbidden(roles)
+
+    async def test_nothing_to_authorize_is_409(self, api: httpx.AsyncClient, drive: Drive) -> None:
+        """A quote already authorized (or none at all) waits for no supervisor."""
+        order = await drive("diagnosed", out_of_warranty=True)
+        body = await refused(api, order, "quote/authorize", by=order.by("supervisor"), status=409)
+        assert "no quote waits for a supervisor" in body["detail"]
 
 
 class TestQuoteApprove:
@@ -489,6 +522,29 @@ class TestQuoteDecline:
         order = await drive("diagnosed")
         body = await refused(api, order, "quote/decline", by=order.by("customer"), status=409)
         assert "on_site" in body["detail"]
+
+    async def test_declined_extras_on_a_free_order_leave_the_repair_going(
+        self, api: httpx.AsyncClient, drive: Drive
+    ) -> None:
+        """In warranty the quote holds extras only; declining them, the free repair goes on
+        and ends in its warranty window."""
+        order = await drive("diagnosed", quote=QUOTE)
+        declined = await api.post(f"{order.url}/quote/decline", headers=order.by("customer"))
+        assert declined.status_code == 200, declined.text
+        assert declined.json()["stage"] == "on_site"
+        technician = order.by("technician")
+        for path, body in (("service-record", SERVICE_RECORD), ("complete", None)):
+            response = await api.post(f"{order.url}/{path}", json=body, headers=technician)
+            assert response.status_code == 200, response.text
+        accepted = await api.post(
+            f"{order.url}/acceptance", json={"accepted": True}, headers=order.by("customer")
+        )
+        assert accepted.status_code == 200, accepted.text
+        read = (await api.get(order.url, headers=order.by("staff"))).json()
+        assert read["stage"] == "in_warranty"
+        assert read["quote"]["status"] == "declined"
+        assert read["charges"]["total"] == "0.00"
+        assert read["warranty_window"] is not None
 
 
 class TestParts:

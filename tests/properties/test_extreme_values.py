@@ -927,6 +927,9 @@ async def drive_repair(service: Service, repair: Repair) -> tuple[Booked, Json]:
     diagnosis = repair.diagnosis | ({"quote": repair.quote} if quoted else {})
     await step(service, order, "diagnosis", diagnosis, technician, "on_site")
     sent["diagnosis"] = repair.diagnosis
+    if quoted and off_list(repair.quote):
+        supervisor = service.by("supervisor")
+        await step(service, order, "quote/authorize", None, supervisor, "on_site")
     if quoted:
         await step(service, order, "quote/approve", None, customer, "on_site")
         sent["quote"] = priced(repair.quote, chargeable=chargeable)
@@ -949,6 +952,15 @@ async def drive_repair(service: Service, repair: Repair) -> tuple[Booked, Json]:
         *([("stage:on_site", repair.rework_reason)] if repair.rework_reason else []),
     ]
     return order, sent
+
+
+def off_list(quote: Json) -> bool:
+    """An amount the price list does not give needs a supervisor before the customer sees it."""
+    labour = POLICY.charges.labour
+    return any(
+        "amount" in item and labour.get(item["description"].strip()) != Decimal(item["amount"])
+        for item in quote["items"]
+    )
 
 
 def priced(quote: Json, *, chargeable: bool) -> Json:

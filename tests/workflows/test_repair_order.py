@@ -725,16 +725,26 @@ class TestQuoteDecision:
         assert all(clock.stopped_at is not None for clock in order.sla.values())
         assert await handle.result() == OrderOutcome(order_id=handle.id, stage=Stage.CLOSED)
 
-    async def test_declined_quote_in_warranty_costs_nothing(self, harness: Harness) -> None:
-        """In warranty with no exclusion, declining extra work costs the customer nothing."""
+    async def test_declined_extras_in_warranty_leave_the_free_repair_going(
+        self, harness: Harness
+    ) -> None:
+        """In warranty with no exclusion the quote holds extras only: declining them costs
+        nothing, the repair goes on and the order ends in its warranty window as usual."""
         handle = await harness.book()
         await arrive(harness, handle)
         await diagnose(handle, quote=create_quote_request())
         order = await decline_quote(handle)
-        assert order.stage == Stage.CLOSED
+        assert order.stage == Stage.ON_SITE
+        assert order.quote is not None
+        assert order.quote.status == QuoteStatus.DECLINED
+        assert order.timeline[-1].detail == "120.00 CNY; the free repair goes on"
+        await finish(handle)
+        order = await accept(handle)
+        assert order.stage == Stage.IN_WARRANTY
         assert order.charges.total == Decimal("0.00")
-        assert order.warranty_window_ends_at is None
+        assert order.warranty_window_ends_at is not None
         assert (await handle.result()).stage == Stage.CLOSED
+        assert "stage:closed" in [entry.action for entry in (await details(handle)).timeline]
 
 
 class TestParts:
@@ -963,6 +973,8 @@ class TestComplete:
             ),
         )
         await diagnose(handle, quote=quote)
+        # "refrigerant recharge" is off the list: a supervisor authorizes it first.
+        await act(handle, RepairOrderWorkflow.authorize_quote, ActorInput(actor=supervisor()))
         await approve_quote(handle)
         order = await finish(handle)
         assert order.charges.currency == "CNY"
