@@ -31,6 +31,8 @@ from models.order import (
     NoteInput,
     PartRequest,
     PartsInput,
+    QuoteItem,
+    QuoteRequest,
     ReasonInput,
     Stage,
     WarrantyStatus,
@@ -225,6 +227,22 @@ async def site_news(harness: Harness) -> list[Handle]:
     return [handle]
 
 
+async def extras_declined(harness: Harness) -> list[Handle]:
+    """In warranty: quoted extras off the price list, authorized by a supervisor, re-quoted by a
+    new diagnosis, declined by the customer; the free repair goes on, is accepted and closes."""
+    handle = await book(harness, "extras_declined", WarrantyStatus.IN_WARRANTY)
+    await assign(handle)
+    await check_in(handle)
+    off_list = QuoteRequest(items=(QuoteItem(description="descale", amount=Decimal("60")),))
+    await diagnose(handle, quote=off_list)
+    await handle.execute_update(RepairOrderWorkflow.authorize_quote, ActorInput(actor=supervisor()))
+    await diagnose(handle, quote=create_quote_request())
+    await decline_quote(handle)
+    await finish(handle)
+    await accept(handle)
+    return [handle]
+
+
 SCENARIOS: dict[str, Scenario] = {
     "offer_accepted": offer_accepted,
     "happy_path": happy_path,
@@ -235,6 +253,7 @@ SCENARIOS: dict[str, Scenario] = {
     "complaint": complaint,
     "stalled_write": stalled_write,
     "site_news": site_news,
+    "extras_declined": extras_declined,
 }
 FINAL = {"cancellation": Stage.CANCELLED}
 
