@@ -61,6 +61,7 @@ def build_worker(
         activities=[
             records.record_order_event,
             records.record_order_events,
+            records.record_complaint,
             records.erase_personal_data,
             ErasureActivities(client).schedule_erasure,
             notifications.send_notification,

@@ -11,7 +11,7 @@ from temporalio.exceptions import ApplicationError
 from core import facts
 from core.db import lock_order
 from core.personal import erase_order
-from models.order import OrderEvent, RecordInput
+from models.order import ComplaintSnapshot, OrderEvent, RecordInput
 from models.records import GENESIS_HASH, ComplaintRow, EventRow, OrderRow
 
 # The store refused the values themselves (too long, out of range, a constraint): trying the same
@@ -36,6 +36,17 @@ def rejected(inputs: Sequence[RecordInput], error: Exception) -> ApplicationErro
     )
 
 
+async def keep_complaint(session: AsyncSession, complaint: ComplaintSnapshot) -> None:
+    values = complaint.model_dump()
+    row = await session.get(ComplaintRow, complaint.complaint_id, with_for_update=True)
+    if row is None:
+        row = ComplaintRow(**values)
+        session.add(row)
+    else:
+        row.sqlmodel_update(values)
+    facts.keep_complaint(row)
+
+
 class RecordActivities:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
@@ -53,6 +64,21 @@ class RecordActivities:
         non-retryable "RecordRejected" (the workflow keeps the event and tries again later).
         """
         await self._record_all([input])
+
+    @activity.defn(name="record_complaint")
+    async def record_complaint(self, complaint: ComplaintSnapshot) -> None:
+        """The complaints read model of a complaint on a closed or cancelled order, which the
+        complaint writes itself, one change after the other (the latest wins)."""
+        try:
+            async with AsyncSession(self.engine) as session, session.begin():
+                await keep_complaint(session, complaint)
+        except (DataError, IntegrityError) as error:
+            raise ApplicationError(
+                f"complaint {complaint.complaint_id} was refused by the records store"
+                f" ({type(error.orig).__name__}); it is tried again later",
+                type="RecordRejected",
+                non_retryable=True,
+            ) from None
 
     @activity.defn(name="erase_personal_data")
     async def erase_personal_data(self, order_id: str) -> None:
@@ -137,14 +163,5 @@ class RecordActivities:
             order.last_seq, order.last_hash = event.seq, row.hash
         if input.complaint is not None:
             # Events of one order are written in order, so the latest one wins.
-            complaint = input.complaint.model_dump()
-            existing = await session.get(
-                ComplaintRow, input.complaint.complaint_id, with_for_update=True
-            )
-            if existing is None:
-                existing = ComplaintRow(**complaint)
-                session.add(existing)
-            else:
-                existing.sqlmodel_update(complaint)
-            facts.keep_complaint(existing)
+            await keep_complaint(session, input.complaint)
         return row.hash

@@ -340,6 +340,16 @@ async def complaints_about_work(session: AsyncSession, technician_id: str) -> in
 # ---- complaints ------------------------------------------------------------------------------
 
 
+async def complaints_filed(session: AsyncSession, order_id: str) -> dict[str, datetime]:
+    """The order's recorded complaints: complaint id -> when it was filed."""
+    rows = await session.execute(
+        select(ComplaintRow.complaint_id, ComplaintRow.filed_at).where(
+            ComplaintRow.order_id == order_id
+        )
+    )
+    return {complaint_id: filed_at for complaint_id, filed_at in rows.all()}
+
+
 class ComplaintPosition(NamedTuple):
     """Where a page of complaints ended: the (filed_at, complaint_id) of its last complaint."""
 

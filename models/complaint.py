@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from models.actions import FOR_THE_CUSTOMER, STAFF_SIDE
 from models.fields import Money, ShortText, Text
+from models.notification import Contact
 from models.order import (
     COMPLAINT_ID_PATTERN,
     Actor,
@@ -72,6 +73,14 @@ class ComplaintFiled(Strict):
     complaint_id: str
 
 
+class AfterClose(Strict):
+    """A complaint filed on a closed or cancelled order: the order's workflow has ended, so
+    the complaint records itself and sends its own messages, to these addresses."""
+
+    customer: Contact  # the order's customer, sealed as the order holds them
+    locale: Literal["zh", "en"] = "zh"
+
+
 class ComplaintInput(Strict):
     """Everything the complaint workflow needs; the policy is the order's."""
 
@@ -82,6 +91,7 @@ class ComplaintInput(Strict):
     filed_at: datetime
     technician_id: str | None  # the order's technician when it was filed
     policy: Policy
+    after_close: AfterClose | None = None
 
 
 class ComplaintDeadlines(Strict):

@@ -397,6 +397,7 @@ class Warranty(_Section):
 class Complaint(_Section):
     first_reply: Duration = parse_duration("1 working day")
     resolution: Duration = parse_duration("3 working days")
+    window_after_close: Duration = parse_duration("90d")  # complaints taken this long after
     per_order_per_day: int = Field(default=3, ge=1, strict=True)  # more is a 429
 
 

@@ -222,7 +222,8 @@ def first_broken_seq(
 
 
 class IdempotencyKeyRow(SQLModel, table=True):
-    """A booking's Idempotency-Key, the hash of its body and the order it started."""
+    """An Idempotency-Key, the hash of its body and the order it is about (a booking's: the
+    order it started; a complaint's on a closed order: the complaint id it is bound to)."""
 
     __tablename__ = "idempotency_keys"
 

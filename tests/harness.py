@@ -46,6 +46,7 @@ from models.order import (
     AssignInput,
     ClaimCreated,
     ClaimInput,
+    ComplaintSnapshot,
     DiagnosisInput,
     ErasureInput,
     Exclusion,
@@ -121,6 +122,12 @@ class RecordsSpy:
     @activity.defn(name="send_notification")
     async def send_notification(self, input: NotificationInput) -> None:
         self.sent.append(input)
+
+    complaints: list[ComplaintSnapshot] = field(default_factory=list)
+
+    @activity.defn(name="record_complaint")
+    async def record_complaint(self, complaint: ComplaintSnapshot) -> None:
+        self.complaints.append(complaint)
 
     erasures: list[ErasureInput] = field(default_factory=list)
 
@@ -210,6 +217,7 @@ async def order_harness(
         "record_order_event": records.record_order_event,
         "record_order_events": records.record_order_events,
         "send_notification": records.send_notification,
+        "record_complaint": records.record_complaint,
         "find_candidates": records.find_candidates,
         "schedule_erasure": records.schedule_erasure,
         "erase_personal_data": records.erase_personal_data,

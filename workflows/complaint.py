@@ -1,9 +1,11 @@
 """A complaint: its own durable workflow, child of its order, id `<order>-C<n>`.
 
 It climbs a tier whenever a deadline passes unanswered (first reply, then resolution, counted
-in working time on the business calendar) and stops climbing at the top tier. It does no I/O:
-every change is sent to its order, which logs it, records it and sends the messages, so an
-order's event log keeps a single writer.
+in working time on the business calendar) and stops climbing at the top tier. While its order
+runs it does no I/O: every change is sent to the order, which logs it, records it and sends the
+messages, so an order's event log keeps a single writer. A complaint filed on a closed or
+cancelled order (whose workflow has ended) records itself in the complaints read model and
+sends its own messages; the closed order's event log is left as it was.
 """
 
 import asyncio
@@ -13,9 +15,16 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows.actions import failing_only_the_action
+from workflows.effects import (
+    ACTIVITY_TIMEOUT,
+    EFFECT_RETRY,
+    LOCAL_RETRY_THRESHOLD,
+    STALLED_WRITE_PAUSE,
+    undeliverable,
+)
 
 with workflow.unsafe.imports_passed_through():
     from models.complaint import (
@@ -23,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
         TIER_BOUND_ACTIONS,
         TIER_OWNERS,
         TOP_TIER,
+        AfterClose,
         Complaint,
         ComplaintEvent,
         ComplaintInput,
@@ -34,7 +44,16 @@ with workflow.unsafe.imports_passed_through():
         may_act_on_tier,
         open_complaint,
     )
-    from models.order import Actor, ActorInput, ComplaintState, Role, TimelineEntry, owns_order
+    from models.notification import Contact, NotificationInput, Recipient, Template
+    from models.order import (
+        Actor,
+        ActorInput,
+        ComplaintState,
+        Role,
+        TimelineEntry,
+        local_time_text,
+        owns_order,
+    )
 
 SYSTEM = "system"
 # Patch id: complaints filed before it keep deciding a missed deadline by the clock.
@@ -63,8 +82,10 @@ class ComplaintWorkflow:
     def __init__(self, input: ComplaintInput) -> None:
         self.policy = input.policy
         self.complaint = open_complaint(input)
-        self._to_order: deque[ComplaintEvent] = deque()
+        # Each change with its number on the complaint's timeline (its messages' key).
+        self._to_order: deque[tuple[int, ComplaintEvent]] = deque()
         self._miss_on_timer = workflow.patched(DEADLINE_TIMERS)
+        self._after_close = input.after_close
         # The order logged the filing itself; only the complaint's own timeline needs it.
         self.complaint.timeline.append(
             TimelineEntry(
@@ -74,10 +95,16 @@ class ComplaintWorkflow:
                 detail=input.filing.category,
             )
         )
+        if self._after_close is not None:  # no order to log it: recorded and told here
+            self._tell_order("filed", input.filing.category)
 
     @workflow.run
     async def run(self, input: ComplaintInput) -> ComplaintOutcome:
-        teller = asyncio.create_task(self._tell_order_in_turn())
+        teller = asyncio.create_task(
+            self._tell_order_in_turn()
+            if self._after_close is None
+            else self._effect_in_turn(self._after_close)
+        )
         while self.complaint.state != ComplaintState.CLOSED:
             await self._wait_for_change_or_deadline()
         await workflow.wait_condition(
@@ -268,14 +295,17 @@ class ComplaintWorkflow:
     ) -> None:
         """Queue the change for the order, which records it and sends the messages."""
         self._to_order.append(
-            ComplaintEvent(
-                complaint=self.complaint.snapshot(workflow.now()),
-                actor=self.complaint.timeline[-1].actor,
-                action=action,
-                detail=detail,
-                escalated_to=escalated_to,
-                reason=reason,
-                customer_update=update,
+            (
+                len(self.complaint.timeline),
+                ComplaintEvent(
+                    complaint=self.complaint.snapshot(workflow.now()),
+                    actor=self.complaint.timeline[-1].actor,
+                    action=action,
+                    detail=detail,
+                    escalated_to=escalated_to,
+                    reason=reason,
+                    customer_update=update,
+                ),
             )
         )
 
@@ -284,5 +314,78 @@ class ComplaintWorkflow:
         order = workflow.get_external_workflow_handle(self.complaint.order_id)
         while True:
             await workflow.wait_condition(lambda: bool(self._to_order))
-            await order.signal(ORDER_SIGNAL, self._to_order[0])
+            await order.signal(ORDER_SIGNAL, self._to_order[0][1])
             self._to_order.popleft()
+
+    async def _effect_in_turn(self, after_close: AfterClose) -> None:
+        """Without an order to tell, each change is recorded and its messages sent, in order;
+        one that keeps failing is tried again after a pause (sending again is harmless: a
+        message's key is sent once)."""
+        while True:
+            await workflow.wait_condition(lambda: bool(self._to_order))
+            seq, event = self._to_order[0]
+            try:
+                await self._run_locally("record_complaint", event.complaint)
+                for message in self._messages(seq, event, after_close):
+                    try:
+                        await self._run_locally("send_notification", message)
+                    except ActivityError as error:
+                        if not undeliverable(error):
+                            raise
+                        workflow.logger.warning(
+                            "complaint message undeliverable", extra={"key": message.key}
+                        )
+            except ActivityError as error:
+                workflow.logger.warning(
+                    "complaint write stalled; tried again later", extra={"error": str(error)}
+                )
+                await workflow.sleep(STALLED_WRITE_PAUSE)
+                continue
+            self._to_order.popleft()
+
+    async def _run_locally(self, activity: str, arg: object) -> None:
+        await workflow.execute_local_activity(
+            activity,
+            arg,
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=EFFECT_RETRY,
+            local_retry_threshold=LOCAL_RETRY_THRESHOLD,
+        )
+
+    def _messages(
+        self, seq: int, event: ComplaintEvent, after_close: AfterClose
+    ) -> list[NotificationInput]:
+        """The messages the order would send for this change."""
+        complaint = event.complaint
+        key = f"{complaint.complaint_id}:{seq}"
+        params = {"complaint_id": complaint.complaint_id}
+        wanted: list[tuple[Template, Recipient, dict[str, str]]] = []
+        if event.action == "filed":
+            deadline = local_time_text(complaint.first_reply_due, self.policy)
+            wanted.append(
+                (
+                    Template.COMPLAINT_FILED,
+                    Recipient.STAFF,
+                    params | {"category": complaint.category, "deadline": deadline},
+                )
+            )
+        if event.escalated_to is not None:
+            reason = event.reason or "complaint"
+            wanted.append(
+                (Template.ESCALATION, Recipient(event.escalated_to), params | {"reason": reason})
+            )
+        if event.customer_update is not None:
+            update = {"update": event.customer_update}
+            wanted.append((Template.COMPLAINT_UPDATE, Recipient.CUSTOMER, params | update))
+        return [
+            NotificationInput(
+                key=f"{key}:{template}:{recipient}",
+                order_id=complaint.order_id,
+                template=template,
+                recipient=recipient,
+                locale=after_close.locale if recipient == Recipient.CUSTOMER else "zh",
+                to=after_close.customer if recipient == Recipient.CUSTOMER else Contact(),
+                params=values,
+            )
+            for template, recipient, values in wanted
+        ]

@@ -11,10 +11,12 @@ from pydantic import BaseModel, ConfigDict
 from temporalio.client import WorkflowHandle
 from temporalio.workflow import UpdateMethodMultiParam
 
-from api.deps import CallerDep, OrderHandle, SessionDep, TemporalDep, may, role
+from api.complaints_after_close import file_after_close
+from api.deps import CallerDep, OrderHandle, SessionDep, SettingsDep, TemporalDep, may, role
 from api.errors import Conflict, Forbidden, NotFound, Unprocessable, engine_errors, problems
-from api.orders import act_on_order, update_id_for_key
+from api.orders import act_on_order, read_order, update_id_for_key
 from core import queries
+from core.archive import load_final_order
 from core.cursor import BadCursor
 from models.actions import Action
 from models.complaint import (
@@ -30,6 +32,7 @@ from models.complaint import (
 )
 from models.fields import Money, Text
 from models.order import (
+    FINAL_STAGES,
     Actor,
     ActorInput,
     ComplaintState,
@@ -179,11 +182,34 @@ async def file_complaint(
     handle: OrderHandle,
     caller: Annotated[Actor, Depends(may(Action.FILE_COMPLAINT))],
     session: SessionDep,
+    temporal: TemporalDep,
+    settings: SettingsDep,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> ComplaintCreated:
-    """File a complaint in any stage but closed and cancelled; it starts at tier 1. A retry
-    with the same Idempotency-Key answers the complaint the first call filed."""
+    """File a complaint; it starts at tier 1 and tier-1 staff are told at once. On a closed or
+    cancelled order it is taken within `complaint.window_after_close` of its end (409 after).
+    A retry with the same Idempotency-Key answers the complaint the first call filed."""
     filing = ComplaintFiling(**body.model_dump())
+    try:
+        order = await read_order(handle)
+    except NotFound:
+        archived = await load_final_order(session, handle.id)
+        if archived is None:
+            raise
+        order = archived
+    if order.stage in FINAL_STAGES:
+        complaint_id = await file_after_close(
+            temporal,
+            session,
+            settings,
+            order,
+            filing,
+            caller,
+            now=datetime.now(UTC),
+            idempotency_key=idempotency_key,
+            body=body,
+        )
+        return ComplaintCreated(complaint_id=complaint_id)
     filed = await act_on_order(
         handle,
         Action.FILE_COMPLAINT,

@@ -152,19 +152,49 @@ class TestFiling:
         assert "attitude" in sent.body
         assert sent.status == "sent"
 
-    async def test_cancelled_order_takes_no_complaint(
-        self, api: httpx.AsyncClient, drive: Drive
+    async def test_a_cancelled_order_takes_a_complaint_of_its_own(
+        self, api: httpx.AsyncClient, drive: Drive, auth: Auth, records_engine: AsyncEngine
     ) -> None:
+        """The order stays cancelled and unchanged; the complaint runs, records itself and
+        tells staff at once. A retry with the same Idempotency-Key files it once."""
         order = await drive("booked")
         cancelled = await api.post(
             f"{order.url}/cancel", json={"reason": "fixed it myself"}, headers=order.by("staff")
         )
         assert cancelled.status_code == 200, cancelled.text
-        body = problem(
-            await api.post(f"{order.url}/complaints", json=COMPLAINT, headers=order.by("customer")),
-            409,
+        before = (await api.get(order.url, headers=order.by("staff"))).json()
+        key = {"Idempotency-Key": "complaint-after-cancel"}
+        answers = [
+            await api.post(
+                f"{order.url}/complaints", json=COMPLAINT, headers=order.by("customer") | key
+            )
+            for _ in range(2)
+        ]
+        assert [a.status_code for a in answers] == [201, 201], answers[0].text
+        complaint_id = answers[0].json()["complaint_id"]
+        assert answers[1].json()["complaint_id"] == complaint_id == f"{order.order_id}-C1"
+
+        complaint = await read(api, complaint_id, order.by("customer"))
+        assert (complaint["state"], complaint["tier"]) == ("open", 1)
+        await eventually(
+            lambda: listed(api, auth, state="open"),
+            lambda items: complaint_id in [item["complaint_id"] for item in items],
         )
-        assert "cancelled" in body["detail"]
+
+        async def to_staff() -> list[NotificationRow]:
+            async with AsyncSession(records_engine) as session:
+                rows = await session.scalars(
+                    select(NotificationRow).where(
+                        col(NotificationRow.order_id) == order.order_id,
+                        col(NotificationRow.template) == "complaint_filed",
+                    )
+                )
+                return list(rows.all())
+
+        (sent,) = await eventually(to_staff, bool)
+        assert complaint_id in sent.body
+        after = (await api.get(order.url, headers=order.by("staff"))).json()
+        assert (after["stage"], after["timeline"]) == ("cancelled", before["timeline"])
 
     async def test_unknown_order_is_404(self, api: httpx.AsyncClient, auth: Auth) -> None:
         response = await api.post(

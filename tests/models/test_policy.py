@@ -61,6 +61,7 @@ gas_stove = "120d"
 [complaint]
 first_reply = "4 business hours"
 resolution = "2 working days"
+window_after_close = "30d"
 per_order_per_day = 5
 [limits]
 warranty_claims_per_order = 1
@@ -294,6 +295,7 @@ class TestPolicyDefaults:
             "complaint": {
                 "first_reply": "1 working day",
                 "resolution": "3 working days",
+                "window_after_close": "90d",
                 "per_order_per_day": 3,
             },
             "limits": {"warranty_claims_per_order": 3, "booking_horizon": "90d"},
@@ -377,6 +379,7 @@ class TestLoadPolicy:
         assert policy.complaint.model_dump(mode="json") == {
             "first_reply": "4 business hours",
             "resolution": "2 working days",
+            "window_after_close": "30d",
             "per_order_per_day": 5,
         }
         assert policy.limits.model_dump(mode="json") == {

@@ -23,6 +23,8 @@ from temporalio.client import WorkflowExecutionStatus, WorkflowHistory
 from temporalio.worker import Replayer
 
 from core.temporal import converter
+from models.complaint import AfterClose, ComplaintInput
+from models.notification import Contact
 from models.order import (
     ActorInput,
     CancelInput,
@@ -60,6 +62,7 @@ from tests.harness import (
     decline_quote,
     diagnose,
     file_complaint,
+    filing,
     finish,
     follow_up,
     order_eventually,
@@ -243,6 +246,41 @@ async def extras_declined(harness: Harness) -> list[Handle]:
     return [handle]
 
 
+async def complaint_after_close(harness: Harness) -> list[Handle]:
+    """A complaint on a cancelled order, a week after: it records itself and sends its own
+    messages; acknowledged, resolved, the customer satisfied, closed."""
+    order = await book(harness, "complaint_after_close", WarrantyStatus.IN_WARRANTY)
+    await order.execute_update(
+        RepairOrderWorkflow.cancel, CancelInput(actor=staff(), reason="fixed it myself")
+    )
+    await order_eventually(order, lambda o: o.stage == Stage.CANCELLED)
+    await harness.env.sleep(timedelta(days=7))
+    cancelled = await order.query(RepairOrderWorkflow.details)
+    complaint_id = f"{order.id}-C1"
+    complaint = await harness.env.client.start_workflow(
+        ComplaintWorkflow.run,
+        ComplaintInput(
+            complaint_id=complaint_id,
+            order_id=order.id,
+            filing=filing(),
+            filed_by=customer_of(order.id),
+            filed_at=await harness.now(),
+            technician_id=None,
+            policy=create_policy(),
+            after_close=AfterClose(
+                customer=Contact(phone=cancelled.customer.phone, email=cancelled.customer.email)
+            ),
+        ),
+        id=complaint_id,
+        task_queue=harness.task_queue,
+    )
+    harness.started.insert(0, complaint_id)
+    await acknowledge(complaint, staff())
+    await resolve(complaint, staff())
+    await follow_up(complaint, order.id, satisfied=True)
+    return [order, complaint]  # type: ignore[list-item]
+
+
 SCENARIOS: dict[str, Scenario] = {
     "offer_accepted": offer_accepted,
     "happy_path": happy_path,
@@ -254,8 +292,9 @@ SCENARIOS: dict[str, Scenario] = {
     "stalled_write": stalled_write,
     "site_news": site_news,
     "extras_declined": extras_declined,
+    "complaint_after_close": complaint_after_close,
 }
-FINAL = {"cancellation": Stage.CANCELLED}
+FINAL = {"cancellation": Stage.CANCELLED, "complaint_after_close": Stage.CANCELLED}
 
 
 def recorded() -> list[Path]:
@@ -329,3 +368,4 @@ class TestReplay:
         assert not missing, f"no recorded history for {missing}; record them (see module doc)"
         assert "warranty_claim-W1" in stems, "the claim order of warranty_claim is not recorded"
         assert "complaint-C1" in stems, "the complaint of the complaint scenario is not recorded"
+        assert "complaint_after_close-C1" in stems, "the complaint on a closed order is missing"
