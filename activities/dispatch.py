@@ -3,7 +3,7 @@
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from temporalio import activity
 
-from core.queries import active_technicians, open_orders, qualifications, ratings
+from core.queries import active_technicians, open_orders, qualifications, ratings, schedule
 from models.technician import Candidate, CandidateQuery, rank, unqualified_because
 
 
@@ -13,7 +13,8 @@ class DispatchActivities:
 
     @activity.defn(name="find_candidates")
     async def find_candidates(self, query: CandidateQuery) -> list[Candidate]:
-        """Qualified, active technicians not yet asked: region, then workload, then rating."""
+        """Qualified, active technicians not yet asked: region, then workload, then rating;
+        with their schedules, by which the order offers to those on duty."""
         async with AsyncSession(self.engine) as session:
             qualified = [
                 row
@@ -34,6 +35,7 @@ class DispatchActivities:
                     in_region=query.region in row.regions,
                     open_orders=workload.get(row.id, 0),
                     rating=rating.get(row.id),
+                    schedule=schedule(row),
                 )
                 for row in qualified
             ]

@@ -7,9 +7,9 @@ The order and complaint read models and the event log are written by the activit
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Generic, NamedTuple, TypeVar
+from typing import Annotated, Any, Generic, NamedTuple, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import and_, func, not_, or_, text
@@ -34,7 +34,10 @@ from models.records import (
 )
 from models.technician import (
     Certificate,
+    OnCall,
     Qualifications,
+    Schedule,
+    Shift,
     TechnicianBase,
     TechnicianStatus,
 )
@@ -206,6 +209,20 @@ def qualifications(row: TechnicianRow) -> Qualifications:
     )
 
 
+def schedule(row: TechnicianRow) -> Schedule:
+    return Schedule.model_validate(
+        {"shifts": row.shifts, "days_off": row.days_off, "on_call": row.on_call}
+    )
+
+
+def schedule_columns(
+    shifts: Sequence[Shift], days_off: Sequence[date], on_call: Sequence[OnCall]
+) -> dict[str, Any]:
+    """A schedule as the technicians table keeps it (JSON)."""
+    as_json = Schedule(shifts=tuple(shifts), days_off=tuple(days_off), on_call=tuple(on_call))
+    return as_json.model_dump(mode="json")
+
+
 async def technician(session: AsyncSession, technician_id: str) -> TechnicianRow | None:
     return await session.get(TechnicianRow, technician_id)
 
@@ -234,6 +251,7 @@ async def add_technician(
         skills=[str(skill) for skill in details.skills],
         regions=details.regions,
         certificates=_json_certificates(details.certificates),
+        **schedule_columns(details.shifts, details.days_off, details.on_call),
         created_at=at,
         updated_at=at,
     )
@@ -250,6 +268,9 @@ async def update_technician(
     skills: Sequence[Category] | None = None,
     regions: Sequence[str] | None = None,
     certificates: Sequence[Certificate] | None = None,
+    shifts: Sequence[Shift] | None = None,
+    days_off: Sequence[date] | None = None,
+    on_call: Sequence[OnCall] | None = None,
     at: datetime,
 ) -> TechnicianRow | None:
     """Change what is given and leave the rest; None if there is no such technician."""
@@ -264,6 +285,14 @@ async def update_technician(
         row.regions = list(regions)
     if certificates is not None:
         row.certificates = _json_certificates(certificates)
+    current = schedule(row)
+    row.sqlmodel_update(
+        schedule_columns(
+            current.shifts if shifts is None else shifts,
+            current.days_off if days_off is None else days_off,
+            current.on_call if on_call is None else on_call,
+        )
+    )
     row.updated_at = at
     await session.flush()
     return row

@@ -281,6 +281,16 @@ class TechnicianRow(SQLModel, table=True):
     skills: list[str] = Field(sa_column=Column(JSON, nullable=False))
     regions: list[str] = Field(sa_column=Column(JSON, nullable=False))
     certificates: list[dict[str, str]] = Field(sa_column=Column(JSON, nullable=False))
+    # The schedule (models.technician.Schedule), as JSON; empty: the policy's business hours.
+    shifts: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]")
+    )
+    days_off: list[str] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]")
+    )
+    on_call: list[dict[str, str]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]")
+    )
     created_at: datetime = Field(sa_column=_utc_column())
     updated_at: datetime = Field(sa_column=_utc_column())
     # Personal data: shown to staff, supervisors and admins only.

@@ -32,7 +32,7 @@ from models.order import (
     settle_warranty,
 )
 from models.policy import Policy
-from models.technician import Candidate
+from models.technician import Candidate, Schedule
 
 # When the orders the records factories describe were booked.
 BOOKED_AT = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
@@ -183,13 +183,26 @@ def create_survey(**overrides: Any) -> Survey:
 
 
 def create_candidate(technician_id: str, **overrides: Any) -> Candidate:
-    """A technician as dispatch ranks them: in the region, with no open orders."""
-    fields: dict[str, Any] = {"technician_id": technician_id, "in_region": True, "open_orders": 0}
+    """A technician as dispatch ranks them: in the region, with no open orders, on duty
+    around the clock."""
+    fields: dict[str, Any] = {
+        "technician_id": technician_id,
+        "in_region": True,
+        "open_orders": 0,
+        "schedule": Schedule.model_validate({"shifts": ROUND_THE_CLOCK}),
+    }
     return Candidate(**fields | overrides)
 
 
+# On duty around the clock, so that offers go out whenever a test runs.
+ROUND_THE_CLOCK = [
+    {"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "start": "00:00", "end": "00:00"}
+]
+
+
 def create_technician_json(**overrides: Any) -> dict[str, Any]:
-    """A technician as the admin registers one, with certificates valid for another year."""
+    """A technician as the admin registers one, with certificates valid for another year, on
+    duty around the clock."""
     next_year = (datetime.now(UTC) + timedelta(days=365)).date().isoformat()
     technician: dict[str, Any] = {
         "id": f"T-{uuid.uuid4().hex[:8]}",
@@ -201,6 +214,7 @@ def create_technician_json(**overrides: Any) -> dict[str, Any]:
             {"type": "appliance_repair", "number": "AR-1", "valid_until": next_year},
             {"type": "gas", "number": "G-1", "valid_until": next_year},
         ],
+        "shifts": ROUND_THE_CLOCK,
     }
     return technician | overrides
 

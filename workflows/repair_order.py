@@ -8,7 +8,7 @@ an action before anything is written to the history.
 import asyncio
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager, suppress
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
@@ -70,6 +70,7 @@ with workflow.unsafe.imports_passed_through():
         visit_day,
         window_problem,
     )
+    from models.policy import Duration
     from models.pricing import (
         charges_of,
         money,
@@ -79,7 +80,7 @@ with workflow.unsafe.imports_passed_through():
         unpriced_items,
         visit_fee,
     )
-    from models.technician import Candidate, CandidateQuery
+    from models.technician import Candidate, CandidateQuery, duty_deadline, first_on_duty
 
 from workflows.actions import failing_only_the_action
 from workflows.clocks import Clocks, sleep_until
@@ -102,6 +103,7 @@ CUSTOMER_KEPT_INFORMED = "customer-kept-informed"
 FREE_REPAIR_GOES_ON = "declined-extras-keep-the-free-repair"
 DIAGNOSIS_WITHDRAWS_QUOTE = "diagnosis-withdraws-quote"
 OFF_LIST_PRICES = "off-list-prices-need-a-supervisor"
+OFFERS_ON_DUTY = "offers-on-duty"
 # The erasure is owed: scheduling it is retried until the engine takes it.
 SCHEDULE_ERASURE_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1))
 # Escalation reasons are codes: the timeline shows them, the notification words them per locale.
@@ -279,6 +281,10 @@ class RepairOrderWorkflow:
     async def _offer_in_turn(self) -> None:
         """Offer the job to the best qualified technician not yet asked, one at a time, until
         one accepts; nobody left to ask goes to a supervisor, who assigns by hand."""
+        # Orders booked before shifts existed offer at any hour, with wall-clock timeouts.
+        if workflow.patched(OFFERS_ON_DUTY):
+            await self._offer_on_duty()
+            return
         while self._looking_for_technician():
             candidates = await workflow.execute_activity(
                 "find_candidates",
@@ -295,14 +301,59 @@ class RepairOrderWorkflow:
                 return
             await self._offer(candidates[0].technician_id)
 
-    async def _offer(self, technician_id: str) -> None:
+    async def _offer_on_duty(self) -> None:
+        """As `_offer_in_turn`, to technicians on shift (an emergency: or on call) only. With
+        nobody qualified on duty now, the job waits for the first of them to come on; an offer's
+        time runs only while its technician is on duty, so nobody is passed over for silence
+        off shift."""
         emergency = self.order.priority == Priority.EMERGENCY
-        timeout = (
-            self.policy.dispatch.offer_timeout_emergency
-            if emergency
-            else self.policy.dispatch.offer_timeout
-        )
-        expires_at = self.clocks.deadline(timeout)
+        while self._looking_for_technician():
+            candidates = await workflow.execute_activity(
+                "find_candidates",
+                self._candidate_query(),
+                result_type=list[Candidate],
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
+                retry_policy=EFFECT_RETRY,
+            )
+            if not self._looking_for_technician():
+                return  # assigned by hand or cancelled meanwhile
+            now = workflow.now()
+            chosen, comes_on = first_on_duty(candidates, self.policy, now, emergency=emergency)
+            if chosen is not None:
+                timeout = self._offer_timeout()
+                # Business units count the same way here: only the technician's duty time.
+                amount = (
+                    self.policy.business_amount(timeout)
+                    if timeout.is_business
+                    else timeout.as_timedelta()
+                )
+                expires_at = duty_deadline(
+                    chosen.schedule, self.policy, now, amount, emergency=emergency
+                )
+                await self._offer(chosen.technician_id, expires_at)
+            elif comes_on is not None:
+                async with self._lock:
+                    self.effects.log(
+                        SYSTEM,
+                        "waiting for a shift",
+                        f"first technician on duty at {self.effects.local(comes_on)}",
+                    )
+                with suppress(TimeoutError):
+                    await workflow.wait_condition(
+                        lambda: not self._looking_for_technician(), timeout=comes_on - now
+                    )
+            else:
+                async with self._lock:
+                    self._escalate("no_technician", "supervisor")
+                return
+
+    def _offer_timeout(self) -> Duration:
+        emergency = self.order.priority == Priority.EMERGENCY
+        dispatch = self.policy.dispatch
+        return dispatch.offer_timeout_emergency if emergency else dispatch.offer_timeout
+
+    async def _offer(self, technician_id: str, expires_at: datetime | None = None) -> None:
+        expires_at = expires_at or self.clocks.deadline(self._offer_timeout())
         async with self._lock:
             self.order.offer = Offer(technician_id=technician_id, expires_at=expires_at)
             self.effects.log(

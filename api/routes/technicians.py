@@ -2,7 +2,7 @@
 
 import secrets
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated
 
@@ -19,7 +19,7 @@ from models.order import (
     Role,
 )
 from models.records import TechnicianRow
-from models.technician import Certificate, TechnicianBase, TechnicianStatus
+from models.technician import Certificate, OnCall, Shift, TechnicianBase, TechnicianStatus
 
 router = APIRouter(prefix="/v1/technicians", tags=["technicians"])
 
@@ -54,6 +54,9 @@ class TechnicianUpdate(BaseModel):
     skills: list[Category] | None = Field(default=None, min_length=1)
     regions: list[ShortText] | None = Field(default=None, min_length=1)
     certificates: list[Certificate] | None = None
+    shifts: list[Shift] | None = Field(default=None, max_length=21)
+    days_off: list[date] | None = Field(default=None, max_length=366)
+    on_call: list[OnCall] | None = Field(default=None, max_length=366)
 
     _certificates_valid = field_validator("certificates")(no_expired_certificates)
 
@@ -66,6 +69,9 @@ class TechnicianPublic(BaseModel):
     skills: list[Category]
     regions: list[str]
     certificates: list[Certificate]
+    shifts: list[Shift]
+    days_off: list[date]
+    on_call: list[OnCall]
     open_orders: int
     rating: Decimal | None
 
@@ -90,6 +96,7 @@ async def _public(
             skills=[Category(skill) for skill in row.skills],
             regions=row.regions,
             certificates=[Certificate.model_validate(c) for c in row.certificates],
+            **queries.schedule(row).model_dump(),
             open_orders=workload.get(row.id, 0),
             rating=rating.get(row.id),
         )
@@ -146,7 +153,7 @@ async def get_technician(
 async def update_technician(
     technician_id: TechnicianId, body: TechnicianUpdate, caller: Admin, session: SessionDep
 ) -> TechnicianPublic:
-    """Suspend or reactivate, change skills, regions or certificates."""
+    """Suspend or reactivate, change skills, regions, certificates or the schedule."""
     row = await queries.update_technician(
         session,
         technician_id,
@@ -154,6 +161,9 @@ async def update_technician(
         skills=body.skills,
         regions=body.regions,
         certificates=body.certificates,
+        shifts=body.shifts,
+        days_off=body.days_off,
+        on_call=body.on_call,
         at=datetime.now(UTC),
     )
     if row is None:

@@ -20,6 +20,34 @@ async def register(api: httpx.AsyncClient, auth: Auth, **overrides: Any) -> dict
     return body
 
 
+class TestSchedule:
+    async def test_shifts_days_off_and_on_call_are_kept_and_changed(
+        self, api: httpx.AsyncClient, auth: Auth
+    ) -> None:
+        schedule = {
+            "shifts": [
+                {"days": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00", "end": "18:00"},
+                {"days": ["sat"], "start": "22:00", "end": "06:00"},
+            ],
+            "days_off": ["2027-01-01"],
+            "on_call": [{"start": "2027-01-02T20:00:00+08:00", "end": "2027-01-03T08:00:00+08:00"}],
+        }
+        technician = await register(api, auth, **schedule)
+        assert technician["shifts"] == schedule["shifts"]
+        assert technician["days_off"] == ["2027-01-01"]
+        assert len(technician["on_call"]) == 1
+        changed = await api.patch(
+            f"/v1/technicians/{technician['id']}", json={"days_off": []}, headers=auth("admin")
+        )
+        assert changed.status_code == 200, changed.text
+        assert (changed.json()["days_off"], changed.json()["shifts"]) == ([], schedule["shifts"])
+
+    async def test_without_shifts_none_are_shown(self, api: httpx.AsyncClient, auth: Auth) -> None:
+        """No shifts: the policy's business hours apply."""
+        technician = await register(api, auth, shifts=[])
+        assert (technician["shifts"], technician["days_off"], technician["on_call"]) == ([], [], [])
+
+
 class TestRegisterTechnician:
     async def test_admin_registers_a_technician(self, api: httpx.AsyncClient, auth: Auth) -> None:
         """The registry answers with the technician, active, with no open orders yet."""
@@ -42,6 +70,13 @@ class TestRegisterTechnician:
             ("certificates", [{"type": "gas", "number": "G-1", "valid_until": "2020-01-01"}]),
             ("skills", ["time_machine"]),
             ("skills", []),
+            ("shifts", [{"days": [], "start": "09:00", "end": "18:00"}]),
+            ("shifts", [{"days": ["mon"], "start": "9am", "end": "18:00"}]),
+            (
+                "on_call",
+                [{"start": "2027-01-02T08:00:00+08:00", "end": "2027-01-02T06:00:00+08:00"}],
+            ),
+            ("days_off", ["someday"]),
         ],
     )
     async def test_bad_input_is_422(

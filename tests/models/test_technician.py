@@ -1,15 +1,23 @@
-from datetime import date
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
+from pydantic import ValidationError
 
 from models.catalog import Category, CertificateType
+from models.policy import Policy, Weekday
 from models.technician import (
     Candidate,
     Certificate,
+    OnCall,
     Qualifications,
+    Schedule,
+    Shift,
     TechnicianStatus,
+    duty_deadline,
+    next_on_duty,
     rank,
     unqualified_because,
 )
@@ -139,3 +147,57 @@ class TestRank:
             "near-busy",
             "far-idle",
         ]
+
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def local(day: int, hour: int, minute: int = 0) -> datetime:
+    """December 2026, Shanghai time (the 14th is a Monday)."""
+    return datetime(2026, 12, day, hour, minute, tzinfo=SHANGHAI)
+
+
+NIGHTS = Schedule(shifts=(Shift(days=(Weekday.MON,), start=time(22), end=time(6)),))
+
+
+class TestDuty:
+    def test_without_shifts_the_policys_business_hours_and_holidays_apply(self) -> None:
+        policy = Policy.model_validate({"business_hours": {"holidays": ["2026-12-15"]}})
+        assert next_on_duty(Schedule(), policy, local(14, 8), emergency=False) == local(14, 9)
+        assert next_on_duty(Schedule(), policy, local(14, 10), emergency=False) == local(14, 10)
+        # Monday 18:00, the 15th a holiday: on again Wednesday 09:00
+        assert next_on_duty(Schedule(), policy, local(14, 18), emergency=False) == local(16, 9)
+
+    def test_a_night_shift_runs_into_the_next_morning(self) -> None:
+        policy = Policy()
+        assert next_on_duty(NIGHTS, policy, local(15, 5), emergency=False) == local(15, 5)
+        assert next_on_duty(NIGHTS, policy, local(15, 6), emergency=False) == local(21, 22)
+        deadline = duty_deadline(
+            NIGHTS, policy, local(15, 5, 50), timedelta(minutes=15), emergency=False
+        )
+        assert deadline == local(21, 22, 5)  # 10 minutes on Tuesday morning, 5 next Monday
+
+    def test_a_day_off_and_on_call(self) -> None:
+        policy = Policy()
+        call = OnCall(start=local(14, 20), end=local(15, 2))
+        schedule = Schedule(days_off=(date(2026, 12, 14),), on_call=(call,))
+        assert next_on_duty(schedule, policy, local(14, 10), emergency=False) == local(15, 9)
+        assert next_on_duty(schedule, policy, local(14, 10), emergency=True) == local(14, 20)
+        assert duty_deadline(
+            schedule, policy, local(15, 1, 55), timedelta(minutes=10), emergency=True
+        ) == local(15, 9, 5)
+
+    def test_nobody_on_duty_within_the_horizon(self) -> None:
+        never = Schedule(
+            shifts=(Shift(days=(Weekday.MON,), start=time(9), end=time(10)),),
+            days_off=tuple(date(2026, 12, 14) + timedelta(weeks=n) for n in range(6)),
+        )
+        assert next_on_duty(never, Policy(), local(14, 8), emergency=False) is None
+        assert (
+            duty_deadline(never, Policy(), local(14, 8), timedelta(minutes=1), emergency=False)
+            is None
+        )
+
+    def test_a_shift_needs_a_day(self) -> None:
+        with pytest.raises(ValidationError):
+            Shift(days=(), start=time(9), end=time(18))

@@ -80,6 +80,7 @@ from models.order import (
 from models.policy import CENT, Policy
 from models.records import IdempotencyKeyRow, TechnicianRow
 from tests.api.client import AUTH_SECRET, app_and_worker
+from tests.factories import ROUND_THE_CLOCK
 from tests.waiting import eventually
 
 Json = dict[str, Any]
@@ -824,6 +825,7 @@ def technician_json(technician_id: str) -> Json:
             {"type": kind, "number": f"{kind}-1", "valid_until": last_day}
             for kind in CertificateType
         ],
+        "shifts": ROUND_THE_CLOCK,
     }
 
 

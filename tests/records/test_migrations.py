@@ -22,7 +22,7 @@ from tests.factories import create_record_input
 
 ROOT = Path(__file__).resolve().parents[2]
 ALEMBIC = Path(sys.executable).parent / "alembic"
-HEAD = "0005_final_order"
+HEAD = "0006_technician_schedule"
 FROM_EMPTY = "Running upgrade  -> 0001_initial"  # Alembic's line for the first revision
 
 

@@ -38,7 +38,7 @@ from api.main import create_app
 from core.settings import Settings
 from core.tokens import mint_token
 from tests.api.drive import SERVICE_RECORD
-from tests.factories import create_booking_json
+from tests.factories import ROUND_THE_CLOCK, create_booking_json
 from tests.servers import start_dev_server
 from tests.waiting import eventually
 from worker import OK, replay_files
@@ -330,6 +330,7 @@ async def run_once(client: Client, plan: Plan, workdir: Path) -> Report:
                                 "valid_until": "2099-01-01",
                             }
                         ],
+                        "shifts": ROUND_THE_CLOCK,
                     }
                     response = await api.post(
                         "/v1/technicians", json=technician, headers=driver.auth("admin")

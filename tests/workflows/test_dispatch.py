@@ -25,7 +25,7 @@ from models.order import (
     WindowInput,
 )
 from models.records import OrderRow, TechnicianRow
-from tests.factories import create_actor, create_policy
+from tests.factories import ROUND_THE_CLOCK, create_actor, create_policy
 from tests.harness import (
     Handle,
     Harness,
@@ -86,6 +86,7 @@ async def register(
                     {"type": "appliance_repair", "number": "A-1", "valid_until": VALID.isoformat()},
                     {"type": "gas", "number": "G-1", "valid_until": gas_valid_until.isoformat()},
                 ],
+                shifts=ROUND_THE_CLOCK,  # on duty whenever the test runs
                 created_at=now,
                 updated_at=now,
             )

@@ -14,9 +14,10 @@ import asyncio
 import os
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from temporalio.client import WorkflowExecutionStatus, WorkflowHistory
@@ -39,6 +40,8 @@ from models.order import (
     Stage,
     WarrantyStatus,
 )
+from models.policy import Policy, Weekday
+from models.technician import Schedule, Shift
 from tests.factories import (
     create_appliance,
     create_booking,
@@ -281,6 +284,27 @@ async def complaint_after_close(harness: Harness) -> list[Handle]:
     return [order, complaint]  # type: ignore[list-item]
 
 
+async def offer_after_the_weekend(harness: Harness) -> list[Handle]:
+    """Booked on a Saturday night with technicians on shift Monday to Friday: the order waits
+    for Monday 09:00, the offer runs on shift time, is accepted and the repair closes."""
+    office = Schedule(shifts=(Shift(days=tuple(Weekday)[:5], start=time(9), end=time(18)),))
+    harness.records.candidates = [create_candidate(TECHNICIAN, schedule=office)]
+    zone = ZoneInfo(Policy().timezone)
+    day = (await harness.now()).astimezone(zone).date() + timedelta(days=1)
+    while day.weekday() != 5:
+        day += timedelta(days=1)
+    await harness.env.sleep(datetime.combine(day, time(23), zone) - await harness.now())
+    handle = await book(harness, "offer_after_the_weekend", WarrantyStatus.IN_WARRANTY)
+    await harness.env.sleep(timedelta(days=1, hours=10, minutes=5))
+    await order_eventually(handle, lambda o: o.offer is not None)
+    await handle.execute_update(RepairOrderWorkflow.accept_offer, ActorInput(actor=technician()))
+    await check_in(handle)
+    await diagnose(handle)
+    await finish(handle)
+    await accept(handle)
+    return [handle]
+
+
 SCENARIOS: dict[str, Scenario] = {
     "offer_accepted": offer_accepted,
     "happy_path": happy_path,
@@ -293,6 +317,7 @@ SCENARIOS: dict[str, Scenario] = {
     "site_news": site_news,
     "extras_declined": extras_declined,
     "complaint_after_close": complaint_after_close,
+    "offer_after_the_weekend": offer_after_the_weekend,
 }
 FINAL = {"cancellation": Stage.CANCELLED, "complaint_after_close": Stage.CANCELLED}
 
