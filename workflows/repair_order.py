@@ -286,13 +286,7 @@ class RepairOrderWorkflow:
             await self._offer_on_duty()
             return
         while self._looking_for_technician():
-            candidates = await workflow.execute_activity(
-                "find_candidates",
-                self._candidate_query(),
-                result_type=list[Candidate],
-                start_to_close_timeout=ACTIVITY_TIMEOUT,
-                retry_policy=EFFECT_RETRY,
-            )
+            candidates = await self._find_candidates()
             if not self._looking_for_technician():
                 return  # assigned by hand or cancelled meanwhile
             if not candidates:
@@ -308,13 +302,7 @@ class RepairOrderWorkflow:
         off shift."""
         emergency = self.order.priority == Priority.EMERGENCY
         while self._looking_for_technician():
-            candidates = await workflow.execute_activity(
-                "find_candidates",
-                self._candidate_query(),
-                result_type=list[Candidate],
-                start_to_close_timeout=ACTIVITY_TIMEOUT,
-                retry_policy=EFFECT_RETRY,
-            )
+            candidates = await self._find_candidates()
             if not self._looking_for_technician():
                 return  # assigned by hand or cancelled meanwhile
             now = workflow.now()
@@ -346,6 +334,16 @@ class RepairOrderWorkflow:
                 async with self._lock:
                     self._escalate("no_technician", "supervisor")
                 return
+
+    async def _find_candidates(self) -> list[Candidate]:
+        candidates: list[Candidate] = await workflow.execute_activity(
+            "find_candidates",
+            self._candidate_query(),
+            result_type=list[Candidate],
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=EFFECT_RETRY,
+        )
+        return candidates
 
     def _offer_timeout(self) -> Duration:
         emergency = self.order.priority == Priority.EMERGENCY

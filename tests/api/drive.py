@@ -9,7 +9,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, get_args
 
 import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlmodel import col, select
 
+from models.records import NotificationRow
 from tests.api.client import Auth
 from tests.factories import create_booking_json, create_technician_json
 from tests.waiting import eventually
@@ -227,3 +230,15 @@ async def act(
 ) -> httpx.Response:
     """Take an action on a complaint (acknowledge, resolve, follow-up)."""
     return await api.post(f"/v1/complaints/{complaint_id}/{action}", json=body, headers=headers)
+
+
+async def messages_sent(engine: AsyncEngine, order_id: str, template: str) -> list[NotificationRow]:
+    """The order's messages of a template, as the records store keeps them."""
+    async with AsyncSession(engine) as session:
+        rows = await session.scalars(
+            select(NotificationRow).where(
+                col(NotificationRow.order_id) == order_id,
+                col(NotificationRow.template) == template,
+            )
+        )
+        return list(rows.all())

@@ -4,12 +4,10 @@ one on an order, who may work it at which tier, the follow-up call, and the list
 from typing import Any
 
 import httpx
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
-from sqlmodel import col, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from models.records import NotificationRow
 from tests.api.client import Auth
-from tests.api.drive import COMPLAINT, Drive, Driven, Json, act, problem, refused
+from tests.api.drive import COMPLAINT, Drive, Driven, Json, act, messages_sent, problem, refused
 from tests.waiting import eventually
 
 
@@ -136,17 +134,9 @@ class TestFiling:
         order = await drive("assigned")
         complaint_id = await file(api, order)
 
-        async def to_staff() -> list[NotificationRow]:
-            async with AsyncSession(records_engine) as session:
-                rows = await session.scalars(
-                    select(NotificationRow).where(
-                        col(NotificationRow.order_id) == order.order_id,
-                        col(NotificationRow.template) == "complaint_filed",
-                    )
-                )
-                return list(rows.all())
-
-        (sent,) = await eventually(to_staff, bool)
+        (sent,) = await eventually(
+            lambda: messages_sent(records_engine, order.order_id, "complaint_filed"), bool
+        )
         assert sent.recipient == "staff"
         assert complaint_id in sent.body
         assert "attitude" in sent.body
@@ -181,17 +171,9 @@ class TestFiling:
             lambda items: complaint_id in [item["complaint_id"] for item in items],
         )
 
-        async def to_staff() -> list[NotificationRow]:
-            async with AsyncSession(records_engine) as session:
-                rows = await session.scalars(
-                    select(NotificationRow).where(
-                        col(NotificationRow.order_id) == order.order_id,
-                        col(NotificationRow.template) == "complaint_filed",
-                    )
-                )
-                return list(rows.all())
-
-        (sent,) = await eventually(to_staff, bool)
+        (sent,) = await eventually(
+            lambda: messages_sent(records_engine, order.order_id, "complaint_filed"), bool
+        )
         assert complaint_id in sent.body
         after = (await api.get(order.url, headers=order.by("staff"))).json()
         assert (after["stage"], after["timeline"]) == ("cancelled", before["timeline"])

@@ -7,11 +7,9 @@ from decimal import Decimal
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
-from sqlmodel import col, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
-from models.records import NotificationRow
 from tests.api.client import Auth
 from tests.api.drive import (
     DIAGNOSIS,
@@ -23,6 +21,7 @@ from tests.api.drive import (
     Role,
     Step,
     book,
+    messages_sent,
     new_technician_id,
     problem,
     refused,
@@ -577,17 +576,10 @@ class TestParts:
         response = await api.post(f"{order.url}/parts", json=parts, headers=order.by("technician"))
         assert response.status_code == 200, response.text
 
-        async def told() -> list[NotificationRow]:
-            async with AsyncSession(records_engine) as session:
-                rows = await session.scalars(
-                    select(NotificationRow).where(
-                        col(NotificationRow.order_id) == order.order_id,
-                        col(NotificationRow.template) == "parts_awaited",
-                    )
-                )
-                return list(rows)
-
-        (row,) = await eventually(told, lambda rows: len(rows) == 1)
+        (row,) = await eventually(
+            lambda: messages_sent(records_engine, order.order_id, "parts_awaited"),
+            lambda rows: len(rows) == 1,
+        )
         assert "2099-01-05 10:00" in row.body
 
     async def test_parts_expected_in_the_past_are_422(

@@ -64,6 +64,17 @@ async def claim_order_of(harness: Harness, original: Handle) -> Handle:
     return claim_order
 
 
+async def claim_on_site(harness: Harness) -> Handle:
+    """A free repair, accepted, claimed again: the claim order's technician is on site."""
+    original = await harness.book()
+    await repair(harness, original)
+    await accept(original)
+    claim_order = await claim_order_of(harness, original)
+    await assign(claim_order)
+    await check_in(claim_order)
+    return claim_order
+
+
 class TestOffTheList:
     async def test_an_off_list_amount_waits_for_a_supervisor_before_the_customer(
         self, harness: Harness
@@ -178,12 +189,7 @@ class TestMisuseOnAClaim:
     async def test_misuse_found_on_a_claim_is_charged_only_through_a_consented_quote(
         self, harness: Harness
     ) -> None:
-        original = await harness.book()
-        await repair(harness, original)
-        await accept(original)
-        claim_order = await claim_order_of(harness, original)
-        await assign(claim_order)
-        await check_in(claim_order)
+        claim_order = await claim_on_site(harness)
         await assert_refused(
             claim_order,
             RepairOrderWorkflow.diagnose,
@@ -205,24 +211,14 @@ class TestMisuseOnAClaim:
     async def test_a_declined_quote_for_misuse_ends_the_claim_with_the_visit_fee(
         self, harness: Harness
     ) -> None:
-        original = await harness.book()
-        await repair(harness, original)
-        await accept(original)
-        claim_order = await claim_order_of(harness, original)
-        await assign(claim_order)
-        await check_in(claim_order)
+        claim_order = await claim_on_site(harness)
         await diagnose(claim_order, create_quote_request(), Exclusion.MISUSE)
         order = await decline_quote(claim_order)
         assert order.stage == Stage.CLOSED
         assert order.charges.total == Decimal("50.00")
 
     async def test_a_claim_without_misuse_stays_free(self, harness: Harness) -> None:
-        original = await harness.book()
-        await repair(harness, original)
-        await accept(original)
-        claim_order = await claim_order_of(harness, original)
-        await assign(claim_order)
-        await check_in(claim_order)
+        claim_order = await claim_on_site(harness)
         order = await diagnose(claim_order)
         assert not order.chargeable
         order = await finish(claim_order)
