@@ -43,7 +43,8 @@ def get_temporal(request: Request) -> Client:
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """The request's session: committed when the route returns, rolled back if it raises. What
     must be kept before the engine is told (an Idempotency-Key, an order's personal-data key)
-    is committed on the way, and the session goes on in a new transaction."""
+    is committed on the way, and the session goes on in a new transaction. (Ended before the
+    response is sent, see SessionDep: a commit that fails is the caller's 503, never a 2xx.)"""
     async with AsyncSession(request.app.state.engine, expire_on_commit=False) as session:
         try:
             yield session
@@ -61,7 +62,7 @@ def get_key_pool(request: Request) -> KeyPool:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 KeyPoolDep = Annotated[KeyPool, Depends(get_key_pool)]
 TemporalDep = Annotated[Client, Depends(get_temporal)]
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
 def get_opener(session: SessionDep, settings: SettingsDep) -> Opener:

@@ -4,8 +4,13 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import Engine, event
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 
-from tests.api.client import Auth
+from api.main import create_app
+from core.settings import Settings
+from tests.api.client import Auth, serve
 from tests.factories import create_technician_json
 
 NEXT_YEAR = (datetime.now(UTC) + timedelta(days=365)).date().isoformat()
@@ -18,6 +23,35 @@ async def register(api: httpx.AsyncClient, auth: Auth, **overrides: Any) -> dict
     assert response.status_code == 201, response.text
     body: dict[str, Any] = response.json()
     return body
+
+
+class TestCommit:
+    async def test_a_write_the_database_refuses_at_commit_is_not_acknowledged(
+        self, settings: Settings, auth: Auth
+    ) -> None:
+        """The session commits before the answer goes out: a database lost at that moment is a
+        503 to retry, not a 201 for a technician who was never stored."""
+        app = create_app(settings)
+        async for http in serve(app):
+
+            def database_gone(
+                session: Session, api_engine: Engine = app.state.engine.sync_engine
+            ) -> None:
+                if session.bind is api_engine:  # the API's sessions only, not the worker's
+                    raise OperationalError("COMMIT", {}, ConnectionError("connection closed"))
+
+            technician = create_technician_json()
+            event.listen(Session, "before_commit", database_gone)
+            try:
+                response = await http.post(
+                    "/v1/technicians", json=technician, headers=auth("admin")
+                )
+            finally:
+                event.remove(Session, "before_commit", database_gone)
+            assert response.status_code == 503, response.text
+            assert response.headers["Retry-After"]
+            found = await http.get(f"/v1/technicians/{technician['id']}", headers=auth("admin"))
+            assert found.status_code == 404
 
 
 class TestSchedule:
