@@ -21,20 +21,25 @@ async def readiness(request: Request, temporal: TemporalDep, settings: SettingsD
     running workflows (orders, claims, complaints) have a workflow task that keeps failing
     (such an order is stuck until the worker can run it, and needs an operator, not a retry),
     and how many orders have a records or notification write that keeps failing (their
-    events wait, in order, and are written once the cause is gone)."""
-    down = []
+    events wait, in order, and are written once the cause is gone). `workflow_engine` and
+    `database` say which side is up, also in the 503."""
     counts: dict[str, int | None] = dict.fromkeys(TROUBLE)
     try:
         await temporal.service_client.check_health()
     except Exception:
-        down.append("workflow engine")
+        engine_up = False
     else:
+        engine_up = True
         counts = await count_trouble(temporal, settings.task_queue)
-    if not await records_reachable(request.app.state.engine):
-        down.append("database")
+    database_up = await records_reachable(request.app.state.engine)
+    sides = {
+        "workflow_engine": "up" if engine_up else "down",
+        "database": "up" if database_up else "down",
+    }
+    down = [name.replace("_", " ") for name, state in sides.items() if state == "down"]
     if down:
-        return problem(503, "Service Unavailable", f"unreachable: {', '.join(down)}")
-    return JSONResponse({"status": "ready", **counts})
+        return problem(503, "Service Unavailable", f"unreachable: {', '.join(down)}", **sides)
+    return JSONResponse({"status": "ready", **sides, **counts})
 
 
 @router.get(

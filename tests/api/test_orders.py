@@ -7,6 +7,8 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+from sqlalchemy import event
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from temporalio.client import Client, WorkflowExecutionStatus
 
@@ -414,10 +416,35 @@ class TestEngineDown:
         for response in (booking, read, ready):
             assert response.status_code == 503
             assert response.headers["retry-after"]
+        assert (ready.json()["workflow_engine"], ready.json()["database"]) == ("down", "up")
+
+    async def test_unreachable_database_is_named_by_readyz(
+        self, settings: Settings, auth: Auth
+    ) -> None:
+        app = create_app(settings)
+        async for http in serve(app):
+            engine = app.state.engine.sync_engine
+
+            def refuse(*_: object) -> None:
+                raise OperationalError("SELECT 1", {}, ConnectionError("connection refused"))
+
+            event.listen(engine, "before_cursor_execute", refuse)
+            try:
+                ready = await http.get("/readyz")
+                read = await http.get("/v1/orders", headers=auth("staff"))
+            finally:
+                event.remove(engine, "before_cursor_execute", refuse)
+        for response in (ready, read):
+            assert response.status_code == 503, response.text
+            assert response.headers["retry-after"]
+        assert (ready.json()["workflow_engine"], ready.json()["database"]) == ("up", "down")
+        assert ready.json()["detail"] == "unreachable: database"
 
 
 class TestHealth:
     async def test_ready_when_engine_and_database_answer(self, api: httpx.AsyncClient) -> None:
         """Liveness and readiness both answer 200 on a healthy service."""
         assert (await api.get("/healthz")).status_code == 200
-        assert (await api.get("/readyz")).status_code == 200
+        ready = await api.get("/readyz")
+        assert ready.status_code == 200
+        assert (ready.json()["workflow_engine"], ready.json()["database"]) == ("up", "up")
