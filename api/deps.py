@@ -2,7 +2,7 @@
 
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 import jwt
 import structlog
@@ -158,16 +158,22 @@ class FoundOrder:
     source: OrderSource
 
 
-async def visible_order(handle: OrderHandle, caller: CallerDep, session: SessionDep) -> FoundOrder:
+async def find_order(handle: WorkflowHandle[Any, Any], session: AsyncSession) -> FoundOrder:
     """The order as the workflow holds it, or, once the engine has forgotten a closed order,
-    as it was archived; if the caller may read it."""
+    as it was archived."""
     try:
-        order, source = await read_order(handle), OrderSource.ENGINE
+        return FoundOrder(await read_order(handle), OrderSource.ENGINE)
     except NotFound:
         archived = await load_final_order(session, handle.id)
         if archived is None:
             raise
-        order, source = archived, OrderSource.ARCHIVE
+        return FoundOrder(archived, OrderSource.ARCHIVE)
+
+
+async def visible_order(handle: OrderHandle, caller: CallerDep, session: SessionDep) -> FoundOrder:
+    """The order (`find_order`), if the caller may read it."""
+    found = await find_order(handle, session)
+    order = found.order
     offered = order.offer is not None and order.offer.technician_id == caller.technician_id
     if (
         caller.role == Role.TECHNICIAN
@@ -175,7 +181,7 @@ async def visible_order(handle: OrderHandle, caller: CallerDep, session: Session
         and not offered
     ):
         raise Forbidden("this order is not assigned or offered to this technician")
-    return FoundOrder(order, source)
+    return found
 
 
 VisibleOrder = Annotated[FoundOrder, Depends(visible_order)]

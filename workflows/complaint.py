@@ -18,13 +18,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows.actions import failing_only_the_action
-from workflows.effects import (
-    ACTIVITY_TIMEOUT,
-    EFFECT_RETRY,
-    LOCAL_RETRY_THRESHOLD,
-    STALLED_WRITE_PAUSE,
-    undeliverable,
-)
+from workflows.effects import STALLED_WRITE_PAUSE, run_locally, undeliverable
 
 with workflow.unsafe.imports_passed_through():
     from models.complaint import (
@@ -325,10 +319,10 @@ class ComplaintWorkflow:
             await workflow.wait_condition(lambda: bool(self._to_order))
             seq, event = self._to_order[0]
             try:
-                await self._run_locally("record_complaint", event.complaint)
+                await run_locally("record_complaint", event.complaint)
                 for message in self._messages(seq, event, after_close):
                     try:
-                        await self._run_locally("send_notification", message)
+                        await run_locally("send_notification", message)
                     except ActivityError as error:
                         if not undeliverable(error):
                             raise
@@ -342,15 +336,6 @@ class ComplaintWorkflow:
                 await workflow.sleep(STALLED_WRITE_PAUSE)
                 continue
             self._to_order.popleft()
-
-    async def _run_locally(self, activity: str, arg: object) -> None:
-        await workflow.execute_local_activity(
-            activity,
-            arg,
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=EFFECT_RETRY,
-            local_retry_threshold=LOCAL_RETRY_THRESHOLD,
-        )
 
     def _messages(
         self, seq: int, event: ComplaintEvent, after_close: AfterClose

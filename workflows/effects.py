@@ -50,6 +50,19 @@ STALLED_WRITE_PAUSE = timedelta(minutes=10)
 LOCAL_RETRY_THRESHOLD = timedelta(seconds=2)
 
 
+async def run_locally(activity: str, arg: Any) -> None:
+    """An effect as a local activity, retried by EFFECT_RETRY."""
+    await workflow.execute_local_activity(
+        activity,
+        arg,
+        start_to_close_timeout=ACTIVITY_TIMEOUT,
+        retry_policy=EFFECT_RETRY,
+        # Longer waits between tries are timers: the workflow task is not held open (nor the
+        # order's actions kept waiting) while the store or a provider is down.
+        local_retry_threshold=LOCAL_RETRY_THRESHOLD,
+    )
+
+
 def reason(error: ActivityError | ApplicationError) -> BaseException | None:
     """What failed: a local activity's failure may come as the activity's own error."""
     return error.cause if isinstance(error, ActivityError) else error
@@ -148,15 +161,7 @@ class Effects:
                 activity, arg, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=EFFECT_RETRY
             )
             return
-        await workflow.execute_local_activity(
-            activity,
-            arg,
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=EFFECT_RETRY,
-            # Longer waits between tries are timers: the workflow task is not held open (nor
-            # the order's actions kept waiting) while the store or a provider is down.
-            local_retry_threshold=LOCAL_RETRY_THRESHOLD,
-        )
+        await run_locally(activity, arg)
 
     def _resumed(self, activity: str) -> None:
         if self._stalled.pop(activity, None) is not None:

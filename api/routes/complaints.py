@@ -12,11 +12,19 @@ from temporalio.client import WorkflowHandle
 from temporalio.workflow import UpdateMethodMultiParam
 
 from api.complaints_after_close import file_after_close
-from api.deps import CallerDep, OrderHandle, SessionDep, SettingsDep, TemporalDep, may, role
+from api.deps import (
+    CallerDep,
+    OrderHandle,
+    SessionDep,
+    SettingsDep,
+    TemporalDep,
+    find_order,
+    may,
+    role,
+)
 from api.errors import Conflict, Forbidden, NotFound, Unprocessable, engine_errors, problems
-from api.orders import act_on_order, read_order, update_id_for_key
+from api.orders import act_on_order, update_id_for_key
 from core import queries
-from core.archive import load_final_order
 from core.cursor import BadCursor
 from models.actions import Action
 from models.complaint import (
@@ -190,13 +198,7 @@ async def file_complaint(
     cancelled order it is taken within `complaint.window_after_close` of its end (409 after).
     A retry with the same Idempotency-Key answers the complaint the first call filed."""
     filing = ComplaintFiling(**body.model_dump())
-    try:
-        order = await read_order(handle)
-    except NotFound:
-        archived = await load_final_order(session, handle.id)
-        if archived is None:
-            raise
-        order = archived
+    order = (await find_order(handle, session)).order
     if order.stage in FINAL_STAGES:
         complaint_id = await file_after_close(
             temporal,
